@@ -1,0 +1,253 @@
+//! Flint's client library: a typed async [`MasterClient`] for applications, tools,
+//! `flint-submit` and the tests.
+
+use std::time::Duration;
+
+use flint_proto::pb;
+use flint_proto::pb::master_client::MasterClient as PbClient;
+use flint_proto::types::*;
+use flint_proto::units::parse_master_urls;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid master URL: {0}")]
+    BadUrl(String),
+    #[error("cannot connect to master {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("{}", .0.message())]
+    Status(#[from] tonic::Status),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The gRPC code, when the master answered with an error.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Self::Status(s) => Some(s.code()),
+            _ => None,
+        }
+    }
+}
+
+impl From<flint_proto::ConversionError> for ClientError {
+    fn from(e: flint_proto::ConversionError) -> Self {
+        Self::Protocol(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Opens a channel to the first reachable master of `spark://h1:p1[,h2:p2]`.
+pub async fn connect_channel(master_url: &str, timeout: Duration) -> Result<Channel> {
+    let masters = parse_master_urls(master_url).map_err(ClientError::BadUrl)?;
+    let mut last = String::new();
+    for (host, port) in masters {
+        let uri = format!("http://{host}:{port}");
+        let ep = Endpoint::from_shared(uri.clone())
+            .map_err(|e| ClientError::BadUrl(format!("{master_url}: {e}")))?
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            // Notices a master that vanished without closing the connection (a deleted pod).
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        match ep.connect().await {
+            Ok(ch) => return Ok(ch),
+            Err(e) => {
+                last = match std::error::Error::source(&e) {
+                    Some(src) => format!("{e}: {src}"),
+                    None => e.to_string(),
+                }
+            }
+        }
+    }
+    Err(ClientError::Connect {
+        url: master_url.to_owned(),
+        reason: last,
+    })
+}
+
+#[derive(Clone)]
+pub struct MasterClient {
+    inner: PbClient<Channel>,
+    url: String,
+}
+
+impl MasterClient {
+    pub async fn connect(master_url: &str) -> Result<Self> {
+        Self::connect_with_timeout(master_url, Duration::from_secs(5)).await
+    }
+
+    pub async fn connect_with_timeout(master_url: &str, timeout: Duration) -> Result<Self> {
+        let ch = connect_channel(master_url, timeout).await?;
+        Ok(Self {
+            inner: PbClient::new(ch).max_decoding_message_size(64 << 20),
+            url: master_url.to_owned(),
+        })
+    }
+
+    pub fn master_url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn cluster_state(&mut self) -> Result<ClusterSnapshot> {
+        let r = self
+            .inner
+            .cluster_state(pb::ClusterStateRequest {})
+            .await?
+            .into_inner();
+        Ok(r.try_into()?)
+    }
+
+    /// Returns the new driver's id and the master's message.
+    pub async fn submit_driver(&mut self, driver: DriverDescription) -> Result<(DriverId, String)> {
+        let r = self
+            .inner
+            .submit_driver(pb::SubmitDriverRequest {
+                driver: Some(driver.into()),
+            })
+            .await?
+            .into_inner();
+        Ok((DriverId(r.driver_id), r.message))
+    }
+
+    pub async fn kill_driver(&mut self, id: &DriverId) -> Result<String> {
+        Ok(self
+            .inner
+            .kill_driver(pb::KillDriverRequest {
+                driver_id: id.0.clone(),
+            })
+            .await?
+            .into_inner()
+            .message)
+    }
+
+    pub async fn driver_status(&mut self, id: &DriverId) -> Result<DriverView> {
+        let r = self
+            .inner
+            .driver_status(pb::DriverStatusRequest {
+                driver_id: id.0.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok(r.driver
+            .ok_or_else(|| ClientError::Protocol("driver status without a driver".into()))?
+            .try_into()?)
+    }
+
+    pub async fn kill_application(&mut self, id: &AppId) -> Result<String> {
+        Ok(self
+            .inner
+            .kill_application(pb::KillApplicationRequest {
+                app_id: id.0.clone(),
+            })
+            .await?
+            .into_inner()
+            .message)
+    }
+
+    /// Registers an application and returns its session once the master has accepted it.
+    pub async fn register_application(
+        &mut self,
+        app: AppDescription,
+        driver_url: &str,
+    ) -> Result<AppSession> {
+        let (tx, rx) = mpsc::channel::<pb::AppToMaster>(64);
+        tx.send(
+            AppRequest::Register {
+                app,
+                driver_url: driver_url.to_owned(),
+            }
+            .into(),
+        )
+        .await
+        .map_err(|_| ClientError::Protocol("session closed".into()))?;
+        let mut events = self
+            .inner
+            .application_session(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        let first = events
+            .message()
+            .await?
+            .ok_or_else(|| ClientError::Protocol("master closed the session".into()))?;
+        match AppEvent::try_from(first)? {
+            AppEvent::Registered { app_id, master_url } => Ok(AppSession {
+                app_id,
+                master_url,
+                tx,
+                events,
+                next_request_id: 1,
+            }),
+            other => Err(ClientError::Protocol(format!(
+                "expected Registered, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A registered application's session with the master. Dropping it ends the application.
+pub struct AppSession {
+    app_id: AppId,
+    master_url: String,
+    tx: mpsc::Sender<pb::AppToMaster>,
+    events: tonic::Streaming<pb::MasterToApp>,
+    next_request_id: u64,
+}
+
+impl AppSession {
+    pub fn app_id(&self) -> &AppId {
+        &self.app_id
+    }
+
+    pub fn master_url(&self) -> &str {
+        &self.master_url
+    }
+
+    /// The next event from the master; `None` once the master ended the session.
+    pub async fn next_event(&mut self) -> Result<Option<AppEvent>> {
+        match self.events.message().await? {
+            Some(m) => Ok(Some(m.try_into()?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn send(&mut self, req: AppRequest) -> Result<()> {
+        self.tx
+            .send(req.into())
+            .await
+            .map_err(|_| ClientError::Protocol("application session closed".into()))
+    }
+
+    /// Asks for `total` executors in all (dynamic allocation). Returns the request id that
+    /// the matching [`AppEvent::RequestResult`] carries.
+    pub async fn request_executors(&mut self, total: u32) -> Result<u64> {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.send(AppRequest::RequestExecutors { request_id, total })
+            .await?;
+        Ok(request_id)
+    }
+
+    pub async fn kill_executors(&mut self, executor_ids: Vec<ExecutorId>) -> Result<u64> {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.send(AppRequest::KillExecutors {
+            request_id,
+            executor_ids,
+        })
+        .await?;
+        Ok(request_id)
+    }
+
+    /// Tells the master the application is done and waits for it to end the session.
+    pub async fn unregister(mut self) -> Result<()> {
+        self.send(AppRequest::Unregister).await?;
+        while self.events.message().await?.is_some() {}
+        Ok(())
+    }
+}

@@ -1,0 +1,346 @@
+//! The single owner of [`MasterState`]. Front ends (gRPC now, Spark RPC and HTTP later)
+//! talk to it through a [`MasterHandle`]; it feeds their events to the core with the
+//! current time, delivers the core's outputs to the sessions, runs the timer, and
+//! publishes read-only snapshots so readers never touch the live state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flint_proto::types::*;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, warn};
+
+use crate::core::{ConnId, CoreError, MasterState, Now, Output};
+
+/// Delivers commands to one worker session; returns false once the session is gone.
+pub type WorkerSink = Box<dyn Fn(WorkerCommand) -> bool + Send>;
+/// Delivers events to one application session; returns false once the session is gone.
+pub type AppSink = Box<dyn Fn(AppEvent) -> bool + Send>;
+
+type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
+
+enum Msg {
+    OpenWorker(ConnId, WorkerSink),
+    OpenApp(ConnId, AppSink),
+    Close(ConnId),
+    Worker(ConnId, WorkerEvent),
+    App(ConnId, AppRequest, Reply<()>),
+    SubmitDriver(Box<DriverDescription>, Reply<DriverId>),
+    KillDriver(DriverId, Reply<String>),
+    DriverStatus(DriverId, Reply<DriverView>),
+    KillApp(AppId, Reply<()>),
+    Snapshot(Reply<ClusterSnapshot>),
+    AppTimeToRunning(AppId, oneshot::Sender<Option<u64>>),
+}
+
+enum Session {
+    Worker(WorkerSink),
+    App(AppSink),
+}
+
+/// Cheap to clone; every front end holds one.
+#[derive(Clone)]
+pub struct MasterHandle {
+    tx: mpsc::UnboundedSender<Msg>,
+    next_conn: Arc<AtomicU64>,
+    snapshots: watch::Receiver<Arc<ClusterSnapshot>>,
+}
+
+fn gone() -> CoreError {
+    CoreError::Unavailable("master is shutting down".into())
+}
+
+impl MasterHandle {
+    pub fn new_conn(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn open_worker_session(&self, conn: ConnId, sink: WorkerSink) {
+        let _ = self.tx.send(Msg::OpenWorker(conn, sink));
+    }
+
+    pub fn open_app_session(&self, conn: ConnId, sink: AppSink) {
+        let _ = self.tx.send(Msg::OpenApp(conn, sink));
+    }
+
+    /// The session's transport ended (or was refused): the core is told at once.
+    pub fn close_session(&self, conn: ConnId) {
+        let _ = self.tx.send(Msg::Close(conn));
+    }
+
+    pub fn worker_event(&self, conn: ConnId, event: WorkerEvent) {
+        let _ = self.tx.send(Msg::Worker(conn, event));
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    pub async fn app_request(&self, conn: ConnId, req: AppRequest) -> Result<(), CoreError> {
+        self.ask(|r| Msg::App(conn, req, r)).await
+    }
+
+    pub async fn submit_driver(&self, desc: DriverDescription) -> Result<DriverId, CoreError> {
+        self.ask(|r| Msg::SubmitDriver(Box::new(desc), r)).await
+    }
+
+    pub async fn kill_driver(&self, id: DriverId) -> Result<String, CoreError> {
+        self.ask(|r| Msg::KillDriver(id, r)).await
+    }
+
+    pub async fn driver_status(&self, id: DriverId) -> Result<DriverView, CoreError> {
+        self.ask(|r| Msg::DriverStatus(id, r)).await
+    }
+
+    pub async fn kill_application(&self, id: AppId) -> Result<(), CoreError> {
+        self.ask(|r| Msg::KillApp(id, r)).await
+    }
+
+    /// A snapshot taken now, in order with every event sent before.
+    pub async fn snapshot(&self) -> Result<ClusterSnapshot, CoreError> {
+        self.ask(Msg::Snapshot).await
+    }
+
+    /// Registration → all executors RUNNING, once that happened.
+    pub async fn app_time_to_running_ms(&self, id: AppId) -> Option<u64> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::AppTimeToRunning(id, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Snapshots published at most every [`SNAPSHOT_INTERVAL`] while something changes:
+    /// what pages render, so a slow reader never holds up scheduling.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<ClusterSnapshot>> {
+        self.snapshots.clone()
+    }
+}
+
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(200);
+
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Now {
+            mono_ms: self.start.elapsed().as_millis() as u64,
+            wall_ms,
+        }
+    }
+}
+
+struct Actor {
+    state: MasterState,
+    sessions: HashMap<ConnId, Session>,
+    clock: Clock,
+    dirty: bool,
+    snapshots: watch::Sender<Arc<ClusterSnapshot>>,
+}
+
+/// Starts the actor; it stops when `shutdown` resolves (or every handle is dropped).
+pub fn spawn(
+    state: MasterState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (MasterHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (snap_tx, snap_rx) = watch::channel(Arc::new(state.snapshot()));
+    let handle = MasterHandle {
+        tx,
+        next_conn: Arc::new(AtomicU64::new(1)),
+        snapshots: snap_rx,
+    };
+    let actor = Actor {
+        state,
+        sessions: HashMap::new(),
+        clock: Clock {
+            start: Instant::now(),
+        },
+        dirty: false,
+        snapshots: snap_tx,
+    };
+    let task = tokio::spawn(actor.run(rx, shutdown));
+    (handle, task)
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        let tick_every = Duration::from_millis(
+            self.state
+                .config()
+                .heartbeat_interval_ms()
+                .clamp(10, 15_000),
+        );
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut publish = tokio::time::interval(SNAPSHOT_INTERVAL);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    self.handle(msg);
+                    // Drain what is already queued before flushing side effects.
+                    for _ in 0..256 {
+                        match rx.try_recv() {
+                            Ok(m) => self.handle(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    let now = self.clock.now();
+                    self.state.tick(now);
+                    self.flush();
+                }
+                _ = publish.tick() => {
+                    if self.dirty {
+                        self.dirty = false;
+                        let _ = self.snapshots.send(Arc::new(self.state.snapshot()));
+                    }
+                }
+            }
+        }
+        debug!("master actor stopped");
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = self.clock.now();
+        match msg {
+            Msg::OpenWorker(conn, sink) => {
+                self.sessions.insert(conn, Session::Worker(sink));
+            }
+            Msg::OpenApp(conn, sink) => {
+                self.sessions.insert(conn, Session::App(sink));
+            }
+            Msg::Close(conn) => match self.sessions.remove(&conn) {
+                Some(Session::Worker(_)) => self.state.worker_disconnected(now, conn),
+                Some(Session::App(_)) => self.state.application_disconnected(now, conn),
+                None => {}
+            },
+            Msg::Worker(conn, ev) => self.worker_event(now, conn, ev),
+            Msg::App(conn, req, reply) => {
+                let r = match req {
+                    AppRequest::Register { app, driver_url } => self
+                        .state
+                        .register_application(now, conn, app, driver_url)
+                        .map(|_| ()),
+                    AppRequest::RequestExecutors { request_id, total } => {
+                        self.state.request_executors(now, conn, request_id, total)
+                    }
+                    AppRequest::KillExecutors {
+                        request_id,
+                        executor_ids,
+                    } => self
+                        .state
+                        .kill_executors(now, conn, request_id, &executor_ids),
+                    AppRequest::Unregister => self.state.unregister_application(now, conn),
+                };
+                let _ = reply.send(r);
+            }
+            Msg::SubmitDriver(desc, reply) => {
+                let _ = reply.send(self.state.submit_driver(now, *desc));
+            }
+            Msg::KillDriver(id, reply) => {
+                let _ = reply.send(self.state.kill_driver(now, &id));
+            }
+            Msg::DriverStatus(id, reply) => {
+                let _ = reply.send(self.state.driver_status(&id));
+            }
+            Msg::KillApp(id, reply) => {
+                let _ = reply.send(self.state.kill_application(now, &id));
+            }
+            Msg::Snapshot(reply) => {
+                let _ = reply.send(Ok(self.state.snapshot()));
+            }
+            Msg::AppTimeToRunning(id, reply) => {
+                let _ = reply.send(self.state.app_time_to_running_ms(&id));
+            }
+        }
+        self.flush();
+    }
+
+    fn worker_event(&mut self, now: Now, conn: ConnId, ev: WorkerEvent) {
+        match ev {
+            WorkerEvent::Register(reg) => self.state.register_worker(now, conn, reg),
+            WorkerEvent::Heartbeat { worker_id } => {
+                self.state.worker_heartbeat(now, conn, &worker_id);
+                return; // nothing visible changes but the heartbeat time
+            }
+            WorkerEvent::LatestState {
+                worker_id,
+                executors,
+                drivers,
+            } => self
+                .state
+                .worker_latest_state(conn, &worker_id, &executors, &drivers),
+            WorkerEvent::ExecutorStateChanged {
+                app_id,
+                executor_id,
+                state,
+                message,
+                exit_status,
+            } => self.state.executor_state_changed(
+                now,
+                &app_id,
+                executor_id,
+                state,
+                message,
+                exit_status,
+            ),
+            WorkerEvent::DriverStateChanged {
+                driver_id,
+                state,
+                message,
+                exit_status,
+            } => self
+                .state
+                .driver_state_changed(now, &driver_id, state, message, exit_status),
+        }
+        self.dirty = true;
+    }
+
+    fn flush(&mut self) {
+        let outputs = self.state.take_outputs();
+        if outputs.is_empty() {
+            return;
+        }
+        self.dirty = true;
+        for out in outputs {
+            match out {
+                Output::ToWorker { conn, cmd } => match self.sessions.get(&conn) {
+                    Some(Session::Worker(sink)) => {
+                        if !sink(cmd) {
+                            debug!(conn, "worker session gone while sending");
+                        }
+                    }
+                    _ => warn!(conn, "no worker session for command"),
+                },
+                Output::ToApp { conn, event } => {
+                    if let Some(Session::App(sink)) = self.sessions.get(&conn) {
+                        sink(event);
+                    }
+                }
+                Output::CloseApp { conn } => {
+                    // Dropping the sink ends the application's stream.
+                    self.sessions.remove(&conn);
+                }
+            }
+        }
+    }
+}

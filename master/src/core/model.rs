@@ -1,0 +1,111 @@
+//! The master's bookkeeping records (plain data, owned by [`super::MasterState`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use flint_proto::types::*;
+
+/// Identifies one session (a worker's or an application's stream). Assigned by whichever
+/// front end carries the session (gRPC today, Spark's RPC later).
+pub type ConnId = u64;
+
+/// Time as the core sees it: a monotonic clock for timeouts and the wall clock for ids and
+/// displayed timestamps. Always passed in; the core never reads a clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: i64,
+}
+
+impl Now {
+    pub fn plus_ms(self, ms: u64) -> Now {
+        Now {
+            mono_ms: self.mono_ms + ms,
+            wall_ms: self.wall_ms + ms as i64,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkerInfo {
+    pub reg: WorkerRegistration,
+    pub conn: ConnId,
+    pub state: WorkerState,
+    pub last_heartbeat_mono: u64,
+    pub last_heartbeat_wall: i64,
+    pub cores_used: u32,
+    pub memory_used_mb: u64,
+    pub executors: BTreeSet<(AppId, ExecutorId)>,
+    pub drivers: BTreeSet<DriverId>,
+}
+
+impl WorkerInfo {
+    pub fn cores_free(&self) -> u32 {
+        self.reg.cores.saturating_sub(self.cores_used)
+    }
+
+    pub fn memory_free_mb(&self) -> u64 {
+        self.reg.memory_mb.saturating_sub(self.memory_used_mb)
+    }
+
+    pub fn host_port(&self) -> String {
+        format!("{}:{}", self.reg.host, self.reg.port)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ExecutorInfo {
+    pub id: ExecutorId,
+    pub worker_id: WorkerId,
+    pub host_port: String,
+    pub cores: u32,
+    pub memory_mb: u64,
+    pub state: ExecutorState,
+    pub exit_status: Option<i32>,
+    pub message: Option<String>,
+    /// When it reported RUNNING (monotonic ms).
+    pub running_since_mono: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppInfo {
+    pub id: AppId,
+    pub desc: AppDescription,
+    pub driver_url: String,
+    pub conn: ConnId,
+    pub state: ApplicationState,
+    pub start_wall: i64,
+    pub registered_mono: u64,
+    pub end_wall: Option<i64>,
+    pub executors: BTreeMap<ExecutorId, ExecutorInfo>,
+    pub removed_executors: Vec<ExecutorInfo>,
+    pub next_executor_id: ExecutorId,
+    pub cores_granted: u32,
+    pub executor_limit: u32,
+    pub retry_count: u32,
+    /// Milliseconds from registration until every executor asked for so far was RUNNING
+    /// (first time that happened), for the metrics.
+    pub time_to_running_ms: Option<u64>,
+}
+
+impl AppInfo {
+    /// Cores the application may still be granted.
+    pub fn cores_left(&self, default_cores: u32) -> u32 {
+        self.desc
+            .max_cores
+            .unwrap_or(default_cores)
+            .saturating_sub(self.cores_granted)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DriverInfo {
+    pub id: DriverId,
+    pub desc: DriverDescription,
+    pub state: DriverState,
+    pub worker: Option<WorkerId>,
+    pub worker_host_port: Option<String>,
+    pub start_wall: i64,
+    pub message: Option<String>,
+    pub exit_status: Option<i32>,
+    pub relaunched_as: Option<DriverId>,
+}

@@ -1,0 +1,191 @@
+//! The gRPC front end: thin adapters from `flint.v1.Master` to the [`MasterHandle`].
+
+use std::pin::Pin;
+
+use flint_proto::pb;
+use flint_proto::types::*;
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, warn};
+
+use crate::actor::MasterHandle;
+use crate::core::CoreError;
+
+pub struct MasterGrpc {
+    handle: MasterHandle,
+}
+
+impl MasterGrpc {
+    pub fn new(handle: MasterHandle) -> Self {
+        Self { handle }
+    }
+
+    pub fn into_server(self) -> pb::master_server::MasterServer<Self> {
+        pb::master_server::MasterServer::new(self)
+    }
+}
+
+pub fn status(e: CoreError) -> Status {
+    Status::new(e.code().grpc_code(), e.to_string())
+}
+
+type Outbound<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::master_server::Master for MasterGrpc {
+    type WorkerSessionStream = Outbound<pb::MasterToWorker>;
+    type ApplicationSessionStream = Outbound<pb::MasterToApp>;
+
+    async fn worker_session(
+        &self,
+        req: Request<Streaming<pb::WorkerToMaster>>,
+    ) -> Result<Response<Self::WorkerSessionStream>, Status> {
+        let mut inbound = req.into_inner();
+        let handle = self.handle.clone();
+        let conn = handle.new_conn();
+        let (tx, rx) = mpsc::unbounded_channel::<Result<pb::MasterToWorker, Status>>();
+        // The reader keeps only a weak sender: the stream ends as soon as the actor drops
+        // the session's sink.
+        let err_tx = tx.downgrade();
+        handle.open_worker_session(conn, Box::new(move |cmd| tx.send(Ok(cmd.into())).is_ok()));
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(msg)) => match WorkerEvent::try_from(msg) {
+                        Ok(ev) => handle.worker_event(conn, ev),
+                        Err(e) => {
+                            warn!(conn, error = %e, "invalid message on worker session");
+                            if let Some(tx) = err_tx.upgrade() {
+                                let _ = tx.send(Err(e.into()));
+                            }
+                            break;
+                        }
+                    },
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(conn, error = %e, "worker session broke");
+                        break;
+                    }
+                }
+            }
+            handle.close_session(conn);
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn application_session(
+        &self,
+        req: Request<Streaming<pb::AppToMaster>>,
+    ) -> Result<Response<Self::ApplicationSessionStream>, Status> {
+        let mut inbound = req.into_inner();
+        let handle = self.handle.clone();
+        let conn = handle.new_conn();
+        let (tx, rx) = mpsc::unbounded_channel::<Result<pb::MasterToApp, Status>>();
+        let err_tx = tx.downgrade();
+        handle.open_app_session(conn, Box::new(move |ev| tx.send(Ok(ev.into())).is_ok()));
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(msg)) => {
+                        let result = match AppRequest::try_from(msg) {
+                            Ok(req) => handle.app_request(conn, req).await.map_err(status),
+                            Err(e) => Err(Status::from(e)),
+                        };
+                        if let Err(st) = result {
+                            warn!(conn, error = %st.message(), "application request refused; ending session");
+                            if let Some(tx) = err_tx.upgrade() {
+                                let _ = tx.send(Err(st));
+                            }
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(conn, error = %e, "application session broke");
+                        break;
+                    }
+                }
+            }
+            handle.close_session(conn);
+        });
+        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+    }
+
+    async fn submit_driver(
+        &self,
+        req: Request<pb::SubmitDriverRequest>,
+    ) -> Result<Response<pb::SubmitDriverResponse>, Status> {
+        let desc: DriverDescription = req
+            .into_inner()
+            .driver
+            .ok_or_else(|| Status::invalid_argument("missing required field `driver`"))?
+            .try_into()?;
+        let id = self.handle.submit_driver(desc).await.map_err(status)?;
+        Ok(Response::new(pb::SubmitDriverResponse {
+            message: format!("Driver successfully submitted as {id}"),
+            driver_id: id.0,
+        }))
+    }
+
+    async fn kill_driver(
+        &self,
+        req: Request<pb::KillDriverRequest>,
+    ) -> Result<Response<pb::KillDriverResponse>, Status> {
+        let id = non_empty_id(req.into_inner().driver_id, "driver_id")?;
+        let message = self
+            .handle
+            .kill_driver(DriverId(id))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::KillDriverResponse { message }))
+    }
+
+    async fn driver_status(
+        &self,
+        req: Request<pb::DriverStatusRequest>,
+    ) -> Result<Response<pb::DriverStatusResponse>, Status> {
+        let id = non_empty_id(req.into_inner().driver_id, "driver_id")?;
+        let d = self
+            .handle
+            .driver_status(DriverId(id))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DriverStatusResponse {
+            driver: Some(d.into()),
+        }))
+    }
+
+    async fn kill_application(
+        &self,
+        req: Request<pb::KillApplicationRequest>,
+    ) -> Result<Response<pb::KillApplicationResponse>, Status> {
+        let id = non_empty_id(req.into_inner().app_id, "app_id")?;
+        self.handle
+            .kill_application(AppId(id.clone()))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::KillApplicationResponse {
+            message: format!("Kill request for {id} submitted"),
+        }))
+    }
+
+    async fn cluster_state(
+        &self,
+        _req: Request<pb::ClusterStateRequest>,
+    ) -> Result<Response<pb::ClusterStateResponse>, Status> {
+        let snap = self.handle.snapshot().await.map_err(status)?;
+        Ok(Response::new(snap.into()))
+    }
+}
+
+fn non_empty_id(id: String, field: &str) -> Result<String, Status> {
+    if id.trim().is_empty() {
+        Err(Status::invalid_argument(format!(
+            "`{field}` must not be empty"
+        )))
+    } else {
+        Ok(id)
+    }
+}

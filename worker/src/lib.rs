@@ -1,0 +1,101 @@
+//! Flint's worker: registers with the master, heartbeats, and runs executors and drivers
+//! as child processes.
+
+pub mod config;
+pub mod process;
+pub mod resources;
+pub mod runner;
+pub mod session;
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flint_proto::types::WorkerId;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{debug, info};
+
+pub use config::{WorkerArgs, WorkerConfig};
+use runner::WorkerEnv;
+pub use session::WorkerStatus;
+
+/// The sockets the worker serves, bound by the caller.
+pub struct Listeners {
+    /// The worker's endpoint (`spark://Worker@host:port`): executors connect here and the
+    /// connection lives as long as they do.
+    pub rpc: TcpListener,
+    pub web: Option<TcpListener>,
+}
+
+fn worker_id(host: &str, port: u16) -> WorkerId {
+    let wall_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    WorkerId(flint_proto::ids::worker_id(wall_ms, host, port))
+}
+
+/// Holds executors' liveness connections until they close or the worker stops.
+async fn serve_endpoint(listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = crate::session::stopped(&mut stop) => break,
+        };
+        match accepted {
+            Ok((mut sock, peer)) => {
+                let mut stop = stop.clone();
+                tokio::spawn(async move {
+                    debug!(%peer, "endpoint connection");
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        tokio::select! {
+                            n = sock.read(&mut buf) => match n { Ok(0) | Err(_) => break, Ok(_) => {} },
+                            _ = crate::session::stopped(&mut stop) => break,
+                        }
+                    }
+                });
+            }
+            Err(e) => debug!(error = %e, "accept failed"),
+        }
+    }
+}
+
+/// Runs the worker until `shutdown` resolves, then kills its children and returns.
+/// `cfg.port` must be the bound port of `listeners.rpc`.
+pub async fn run(
+    cfg: WorkerConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    std::fs::create_dir_all(&cfg.work_dir)
+        .map_err(|e| format!("cannot create work dir {}: {e}", cfg.work_dir.display()))?;
+    let work_dir = std::fs::canonicalize(&cfg.work_dir)?;
+    let launcher = process::Launcher::new()?;
+    let id = worker_id(&cfg.host, cfg.port);
+    let env = WorkerEnv {
+        worker_id: id.clone(),
+        host: cfg.host.clone(),
+        worker_url: format!("spark://Worker@{}:{}", cfg.host, cfg.port),
+        webui_url: format!("http://{}:{}", cfg.host, cfg.webui_port),
+        work_dir,
+        kill_grace: cfg.kill_grace,
+    };
+    info!(
+        worker_id = %id, master = %cfg.master_url, cores = cfg.cores, memory_mb = cfg.memory_mb,
+        work_dir = %env.work_dir.display(), "Starting Flint worker"
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (status_tx, _status_rx) = watch::channel(WorkerStatus::default());
+    drop(listeners.web); // the web UI is served by a later front end
+    let endpoint = tokio::spawn(serve_endpoint(listeners.rpc, stop_rx.clone()));
+    let worker = session::Worker::new(cfg, env, launcher, status_tx);
+    let worker_task = tokio::spawn(worker.run(stop_rx));
+    shutdown.await;
+    info!("shutting down: stopping executors and drivers");
+    let _ = stop_tx.send(true);
+    let _ = worker_task.await;
+    let _ = endpoint.await;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Runs one executor or one driver as a child process and reports its life to the
+//! session loop as [`WorkerEvent`]s (Spark's ExecutorRunner and DriverRunner).
+//!
+//! The environment contract every executor gets (documented in docs/runtime-contract.md):
+//! `FLINT_ROLE=executor`, `FLINT_EXECUTOR_ID`, `FLINT_APP_ID`, `FLINT_EXECUTOR_CORES`,
+//! `FLINT_EXECUTOR_MEMORY_MB`, `FLINT_HOSTNAME`, `FLINT_WORKER_ID`, `FLINT_WORKER_URL`,
+//! `FLINT_MASTER_URL`, plus Spark's `SPARK_EXECUTOR_MEMORY`, `SPARK_EXECUTOR_DIRS`,
+//! `SPARK_LOG_URL_STDOUT` and `SPARK_LOG_URL_STDERR`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flint_proto::types::*;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::process::{Launcher, ProcessSpec, substitute};
+
+/// What every runner needs to know about its worker.
+#[derive(Clone, Debug)]
+pub struct WorkerEnv {
+    pub worker_id: WorkerId,
+    pub host: String,
+    pub worker_url: String,
+    pub webui_url: String,
+    pub work_dir: PathBuf,
+    pub kill_grace: Duration,
+}
+
+/// Asks a running child to stop. Dropping it does nothing.
+pub struct KillSwitch(Option<oneshot::Sender<()>>);
+
+impl KillSwitch {
+    pub fn kill(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Spark's `--supervise` backoff: 1, 2, 4, 8 … s, back to 1 s after a run longer than 5 s.
+pub fn next_backoff(current: Duration, last_run: Duration) -> Duration {
+    if last_run > Duration::from_secs(5) {
+        Duration::from_secs(1)
+    } else {
+        (current * 2).min(Duration::from_secs(60))
+    }
+}
+
+fn substitute_all(
+    cmd: &CommandSpec,
+    vars: &[(&str, &str)],
+) -> (String, Vec<String>, BTreeMap<String, String>) {
+    (
+        substitute(&cmd.program, vars),
+        cmd.args.iter().map(|a| substitute(a, vars)).collect(),
+        cmd.env
+            .iter()
+            .map(|(k, v)| (k.clone(), substitute(v, vars)))
+            .collect(),
+    )
+}
+
+pub fn spawn_executor(
+    env: Arc<WorkerEnv>,
+    launcher: Arc<Launcher>,
+    master_url: String,
+    l: LaunchExecutor,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+) -> KillSwitch {
+    let (kill_tx, kill_rx) = oneshot::channel();
+    tokio::spawn(run_executor(env, launcher, master_url, l, events, kill_rx));
+    KillSwitch(Some(kill_tx))
+}
+
+async fn run_executor(
+    env: Arc<WorkerEnv>,
+    launcher: Arc<Launcher>,
+    master_url: String,
+    l: LaunchExecutor,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+    kill_rx: oneshot::Receiver<()>,
+) {
+    let report = |state, message: Option<String>, exit_status| {
+        let _ = events.send(WorkerEvent::ExecutorStateChanged {
+            app_id: l.app_id.clone(),
+            executor_id: l.executor_id,
+            state,
+            message,
+            exit_status,
+        });
+    };
+    let dir = env
+        .work_dir
+        .join(l.app_id.as_str())
+        .join(l.executor_id.to_string());
+    let exec_id = l.executor_id.to_string();
+    let cores = l.cores.to_string();
+    let rp = l.resource_profile_id.to_string();
+    let vars = [
+        ("EXECUTOR_ID", exec_id.as_str()),
+        ("APP_ID", l.app_id.as_str()),
+        ("CORES", cores.as_str()),
+        ("HOSTNAME", env.host.as_str()),
+        ("WORKER_URL", env.worker_url.as_str()),
+        ("RESOURCE_PROFILE_ID", rp.as_str()),
+    ];
+    let (program, args, mut child_env) = substitute_all(&l.app.command, &vars);
+    let log_url = |t: &str| {
+        format!(
+            "{}/logPage/?appId={}&executorId={}&logType={t}",
+            env.webui_url, l.app_id, l.executor_id
+        )
+    };
+    for (k, v) in [
+        ("FLINT_ROLE", "executor".to_owned()),
+        ("FLINT_EXECUTOR_ID", exec_id.clone()),
+        ("FLINT_APP_ID", l.app_id.0.clone()),
+        ("FLINT_EXECUTOR_CORES", cores.clone()),
+        ("FLINT_EXECUTOR_MEMORY_MB", l.memory_mb.to_string()),
+        ("FLINT_HOSTNAME", env.host.clone()),
+        ("FLINT_WORKER_ID", env.worker_id.0.clone()),
+        ("FLINT_WORKER_URL", env.worker_url.clone()),
+        ("FLINT_MASTER_URL", master_url),
+        ("SPARK_EXECUTOR_MEMORY", format!("{}m", l.memory_mb)),
+        ("SPARK_EXECUTOR_DIRS", dir.join("tmp").display().to_string()),
+        ("SPARK_LOG_URL_STDOUT", log_url("stdout")),
+        ("SPARK_LOG_URL_STDERR", log_url("stderr")),
+    ] {
+        child_env.insert(k.to_owned(), v);
+    }
+    let spec = ProcessSpec {
+        program,
+        args,
+        env: child_env,
+        cwd: dir.clone(),
+        stdout: dir.join("stdout"),
+        stderr: dir.join("stderr"),
+    };
+    let _ = std::fs::create_dir_all(dir.join("tmp"));
+    let mut child = match launcher.spawn(&spec) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(app_id = %l.app_id, exec_id = l.executor_id, error = %e, "failed to launch executor");
+            report(
+                ExecutorState::Failed,
+                Some(format!("Failed to launch executor: {e}")),
+                None,
+            );
+            return;
+        }
+    };
+    info!(app_id = %l.app_id, exec_id = l.executor_id, pid = child.pid(), "executor started");
+    report(ExecutorState::Running, None, None);
+    tokio::select! {
+        r = child.wait() => match r {
+            Ok(exit) => {
+                info!(app_id = %l.app_id, exec_id = l.executor_id, status = exit.status(), "executor exited");
+                report(ExecutorState::Exited, Some(exit.describe()), Some(exit.status()));
+            }
+            Err(e) => report(ExecutorState::Failed, Some(format!("lost track of the executor process: {e}")), None),
+        },
+        _ = kill_rx => {
+            let r = child.kill(env.kill_grace).await;
+            info!(app_id = %l.app_id, exec_id = l.executor_id, "executor killed");
+            report(ExecutorState::Killed, Some("killed by the worker".into()), r.ok().map(|e| e.status()));
+        }
+    }
+}
+
+/// Resolves a driver's `app_resource` to a local path (`{{USER_JAR}}`).
+fn resolve_resource(resource: &str, dir: &Path) -> Result<Option<PathBuf>, String> {
+    let r = resource.trim();
+    if r.is_empty() {
+        return Ok(None);
+    }
+    if let Some(p) = r.strip_prefix("local://") {
+        return Ok(Some(PathBuf::from(p)));
+    }
+    if let Some(p) = r.strip_prefix("local:") {
+        return Ok(Some(PathBuf::from(p)));
+    }
+    if r.contains("://") {
+        return Err(format!("unsupported app resource '{r}'"));
+    }
+    let p = PathBuf::from(r.strip_prefix("file:").unwrap_or(r));
+    Ok(Some(if p.is_absolute() { p } else { dir.join(p) }))
+}
+
+pub fn spawn_driver(
+    env: Arc<WorkerEnv>,
+    launcher: Arc<Launcher>,
+    master_url: String,
+    driver_id: DriverId,
+    desc: DriverDescription,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+) -> KillSwitch {
+    let (kill_tx, kill_rx) = oneshot::channel();
+    tokio::spawn(run_driver(
+        env, launcher, master_url, driver_id, desc, events, kill_rx,
+    ));
+    KillSwitch(Some(kill_tx))
+}
+
+async fn run_driver(
+    env: Arc<WorkerEnv>,
+    launcher: Arc<Launcher>,
+    master_url: String,
+    driver_id: DriverId,
+    desc: DriverDescription,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+    mut kill_rx: oneshot::Receiver<()>,
+) {
+    let report = |state, message: Option<String>, exit_status| {
+        let _ = events.send(WorkerEvent::DriverStateChanged {
+            driver_id: driver_id.clone(),
+            state,
+            message,
+            exit_status,
+        });
+    };
+    let dir = env.work_dir.join(driver_id.as_str());
+    let user_jar = match resolve_resource(&desc.app_resource, &dir) {
+        Ok(p) => p.map(|p| p.display().to_string()).unwrap_or_default(),
+        Err(e) => {
+            report(DriverState::Error, Some(e), None);
+            return;
+        }
+    };
+    let vars = [
+        ("WORKER_URL", env.worker_url.as_str()),
+        ("USER_JAR", user_jar.as_str()),
+        ("DRIVER_ID", driver_id.as_str()),
+    ];
+    let (program, args, mut child_env) = substitute_all(&desc.command, &vars);
+    for (k, v) in [
+        ("FLINT_ROLE", "driver".to_owned()),
+        ("FLINT_DRIVER_ID", driver_id.0.clone()),
+        ("FLINT_DRIVER_CORES", desc.cores.to_string()),
+        ("FLINT_DRIVER_MEMORY_MB", desc.memory_mb.to_string()),
+        ("FLINT_HOSTNAME", env.host.clone()),
+        ("FLINT_WORKER_ID", env.worker_id.0.clone()),
+        ("FLINT_WORKER_URL", env.worker_url.clone()),
+        ("FLINT_MASTER_URL", master_url),
+    ] {
+        child_env.insert(k.to_owned(), v);
+    }
+    let spec = ProcessSpec {
+        program,
+        args,
+        env: child_env,
+        cwd: dir.clone(),
+        stdout: dir.join("stdout"),
+        stderr: dir.join("stderr"),
+    };
+    let mut backoff = Duration::from_secs(1);
+    let mut attempt = 1u32;
+    loop {
+        let started = Instant::now();
+        let mut child = match launcher.spawn(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(%driver_id, error = %e, "failed to launch driver");
+                report(
+                    DriverState::Error,
+                    Some(format!("Failed to launch driver: {e}")),
+                    None,
+                );
+                return;
+            }
+        };
+        info!(%driver_id, pid = child.pid(), attempt, "driver started");
+        let msg = (attempt > 1).then(|| format!("relaunched (attempt {attempt})"));
+        report(DriverState::Running, msg, None);
+        let exit = tokio::select! {
+            r = child.wait() => r,
+            _ = &mut kill_rx => {
+                let r = child.kill(env.kill_grace).await;
+                report(DriverState::Killed, Some("killed by request".into()), r.ok().map(|e| e.status()));
+                return;
+            }
+        };
+        let exit = match exit {
+            Ok(e) => e,
+            Err(e) => {
+                report(
+                    DriverState::Error,
+                    Some(format!("lost track of the driver process: {e}")),
+                    None,
+                );
+                return;
+            }
+        };
+        if exit.success() {
+            report(DriverState::Finished, Some(exit.describe()), Some(0));
+            return;
+        }
+        if !desc.supervise {
+            report(
+                DriverState::Failed,
+                Some(exit.describe()),
+                Some(exit.status()),
+            );
+            return;
+        }
+        backoff = if attempt == 1 {
+            Duration::from_secs(1)
+        } else {
+            next_backoff(backoff, started.elapsed())
+        };
+        info!(%driver_id, status = exit.status(), wait_s = backoff.as_secs(), "supervised driver exited; re-launching");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = &mut kill_rx => {
+                report(DriverState::Killed, Some("killed by request while waiting to relaunch".into()), Some(exit.status()));
+                return;
+            }
+        }
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supervise_backoff_doubles_and_resets() {
+        let s = Duration::from_secs;
+        assert_eq!(next_backoff(s(1), s(0)), s(2));
+        assert_eq!(next_backoff(s(2), s(1)), s(4));
+        assert_eq!(next_backoff(s(8), s(6)), s(1));
+        assert_eq!(next_backoff(s(60), s(0)), s(60));
+    }
+
+    #[test]
+    fn app_resources() {
+        let d = Path::new("/w/driver-1");
+        assert_eq!(resolve_resource("", d), Ok(None));
+        assert_eq!(
+            resolve_resource("local:///opt/app", d),
+            Ok(Some(PathBuf::from("/opt/app")))
+        );
+        assert_eq!(
+            resolve_resource("app.jar", d),
+            Ok(Some(PathBuf::from("/w/driver-1/app.jar")))
+        );
+        assert!(resolve_resource("ftp://x/y", d).is_err());
+    }
+}
