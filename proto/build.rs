@@ -2,7 +2,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=protos");
-    let fds = protox::compile(["flint.proto"], ["protos"])?;
+    let fds = protox::compile(["flint.proto", "driver.proto"], ["protos"])?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

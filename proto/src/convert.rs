@@ -693,6 +693,7 @@ impl From<AppView> for pb::ApplicationInfo {
             removed_executors: a.removed_executors.into_iter().map(Into::into).collect(),
             waiting_reason: a.waiting_reason,
             driver_url: a.driver_url,
+            time_to_running_ms: a.time_to_running_ms.map(to_i64),
         }
     }
 }
@@ -721,6 +722,7 @@ impl TryFrom<pb::ApplicationInfo> for AppView {
                 .collect::<Result<_>>()?,
             waiting_reason: a.waiting_reason,
             driver_url: a.driver_url,
+            time_to_running_ms: a.time_to_running_ms.and_then(|t| u64::try_from(t).ok()),
         })
     }
 }

@@ -16,4 +16,10 @@ pub mod pb {
     tonic::include_proto!("flint.v1");
 }
 
+/// Generated code of the application runtime's driver <-> executor protocol.
+#[allow(clippy::all, clippy::pedantic)]
+pub mod pb_driver {
+    tonic::include_proto!("flint.driver.v1");
+}
+
 pub use error::ConversionError;

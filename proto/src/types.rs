@@ -362,6 +362,8 @@ pub struct AppView {
     pub removed_executors: Vec<ExecutorView>,
     pub waiting_reason: String,
     pub driver_url: String,
+    /// Registration → every executor asked for RUNNING (the first time that happened).
+    pub time_to_running_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

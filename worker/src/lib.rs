@@ -87,7 +87,16 @@ pub async fn run(
         work_dir = %env.work_dir.display(), "Starting Flint worker"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (status_tx, _status_rx) = watch::channel(WorkerStatus::default());
+    let (status_tx, _status_rx) = watch::channel(WorkerStatus {
+        worker_id: id.0.clone(),
+        host: cfg.host.clone(),
+        port: cfg.port,
+        webui_url: env.webui_url.clone(),
+        cores: cfg.cores,
+        memory_mb: cfg.memory_mb,
+        work_dir: env.work_dir.clone(),
+        ..Default::default()
+    });
     drop(listeners.web); // the web UI is served by a later front end
     let endpoint = tokio::spawn(serve_endpoint(listeners.rpc, stop_rx.clone()));
     let worker = session::Worker::new(cfg, env, launcher, status_tx);

@@ -44,12 +44,131 @@ impl Backoff {
     }
 }
 
-/// What the worker publishes about itself (for its UI and readiness).
+/// One executor as the worker's UI shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutorStatus {
+    pub app_id: AppId,
+    pub executor_id: ExecutorId,
+    pub app_name: String,
+    pub user: String,
+    pub cores: u32,
+    pub memory_mb: u64,
+    pub state: ExecutorState,
+    pub exit_status: Option<i32>,
+    pub message: Option<String>,
+    /// Program and arguments, placeholders not substituted.
+    pub command: String,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+}
+
+/// One driver as the worker's UI shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverStatus {
+    pub driver_id: DriverId,
+    pub name: String,
+    pub cores: u32,
+    pub memory_mb: u64,
+    pub state: DriverState,
+    pub exit_status: Option<i32>,
+    pub message: Option<String>,
+    pub app_resource: String,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+}
+
+/// What the worker publishes about itself (for its UI, `/json` and readiness).
 #[derive(Clone, Debug, Default)]
 pub struct WorkerStatus {
+    pub worker_id: String,
+    pub host: String,
+    pub port: u16,
+    pub webui_url: String,
+    pub cores: u32,
+    pub memory_mb: u64,
+    pub work_dir: std::path::PathBuf,
     pub registered: bool,
     pub master_url: Option<String>,
     pub master_webui_url: Option<String>,
+    pub executors: Vec<ExecutorStatus>,
+    pub finished_executors: Vec<ExecutorStatus>,
+    pub drivers: Vec<DriverStatus>,
+    pub finished_drivers: Vec<DriverStatus>,
+}
+
+/// `spark.worker.ui.retainedExecutors` / `retainedDrivers`.
+const RETAINED: usize = 1000;
+
+impl WorkerStatus {
+    pub fn cores_used(&self) -> u32 {
+        self.executors.iter().map(|e| e.cores).sum::<u32>()
+            + self.drivers.iter().map(|d| d.cores).sum::<u32>()
+    }
+
+    pub fn memory_used_mb(&self) -> u64 {
+        self.executors.iter().map(|e| e.memory_mb).sum::<u64>()
+            + self.drivers.iter().map(|d| d.memory_mb).sum::<u64>()
+    }
+
+    fn executor_event(
+        &mut self,
+        app_id: &AppId,
+        id: ExecutorId,
+        state: ExecutorState,
+        message: &Option<String>,
+        exit_status: Option<i32>,
+    ) {
+        let Some(pos) = self
+            .executors
+            .iter()
+            .position(|e| &e.app_id == app_id && e.executor_id == id)
+        else {
+            return;
+        };
+        let e = &mut self.executors[pos];
+        e.state = state;
+        e.message = message.clone();
+        e.exit_status = exit_status;
+        if state.is_finished() {
+            let mut e = self.executors.remove(pos);
+            e.end_ms = Some(wall_ms());
+            if self.finished_executors.len() >= RETAINED {
+                self.finished_executors.remove(0);
+            }
+            self.finished_executors.push(e);
+        }
+    }
+
+    fn driver_event(
+        &mut self,
+        id: &DriverId,
+        state: DriverState,
+        message: &Option<String>,
+        exit_status: Option<i32>,
+    ) {
+        let Some(pos) = self.drivers.iter().position(|d| &d.driver_id == id) else {
+            return;
+        };
+        let d = &mut self.drivers[pos];
+        d.state = state;
+        d.message = message.clone();
+        d.exit_status = exit_status;
+        if state.is_finished() {
+            let mut d = self.drivers.remove(pos);
+            d.end_ms = Some(wall_ms());
+            if self.finished_drivers.len() >= RETAINED {
+                self.finished_drivers.remove(0);
+            }
+            self.finished_drivers.push(d);
+        }
+    }
+}
+
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Resolves once the watch says stop (its guard never lives across an await, so select!
@@ -253,6 +372,25 @@ impl Worker {
                 if l.master_url != self.active_master_url {
                     debug!(from = %l.master_url, ours = %self.active_master_url, "launch from a master URL spelled differently");
                 }
+                let command = std::iter::once(l.app.command.program.as_str())
+                    .chain(l.app.command.args.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let st = ExecutorStatus {
+                    app_id: l.app_id.clone(),
+                    executor_id: l.executor_id,
+                    app_name: l.app.name.clone(),
+                    user: l.app.user.clone(),
+                    cores: l.cores,
+                    memory_mb: l.memory_mb,
+                    state: ExecutorState::Launching,
+                    exit_status: None,
+                    message: None,
+                    command,
+                    start_ms: wall_ms(),
+                    end_ms: None,
+                };
+                self.status.send_modify(|s| s.executors.push(st));
                 let ks = runner::spawn_executor(
                     self.env.clone(),
                     self.launcher.clone(),
@@ -274,6 +412,19 @@ impl Worker {
             },
             WorkerCommand::LaunchDriver { driver_id, driver } => {
                 info!(%driver_id, "Asked to launch driver");
+                let st = DriverStatus {
+                    driver_id: driver_id.clone(),
+                    name: driver.name.clone(),
+                    cores: driver.cores,
+                    memory_mb: driver.memory_mb,
+                    state: DriverState::Submitted,
+                    exit_status: None,
+                    message: None,
+                    app_resource: driver.app_resource.clone(),
+                    start_ms: wall_ms(),
+                    end_ms: None,
+                };
+                self.status.send_modify(|s| s.drivers.push(st));
                 let ks = runner::spawn_driver(
                     self.env.clone(),
                     self.launcher.clone(),
@@ -307,6 +458,22 @@ impl Worker {
 
     /// Keeps the maps of running children in step with what they report.
     fn note_event(&mut self, ev: &WorkerEvent) {
+        self.status.send_modify(|s| match ev {
+            WorkerEvent::ExecutorStateChanged {
+                app_id,
+                executor_id,
+                state,
+                message,
+                exit_status,
+            } => s.executor_event(app_id, *executor_id, *state, message, *exit_status),
+            WorkerEvent::DriverStateChanged {
+                driver_id,
+                state,
+                message,
+                exit_status,
+            } => s.driver_event(driver_id, *state, message, *exit_status),
+            _ => {}
+        });
         match ev {
             WorkerEvent::ExecutorStateChanged {
                 app_id,

@@ -98,6 +98,7 @@ fn app_view(s: &MasterState, a: &AppInfo) -> AppView {
             .collect(),
         waiting_reason: waiting_reason(s, a),
         driver_url: a.driver_url.clone(),
+        time_to_running_ms: a.time_to_running_ms,
     }
 }
 
