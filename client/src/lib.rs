@@ -1,6 +1,8 @@
 //! Flint's client library: a typed async [`MasterClient`] for applications, tools,
 //! `flint-submit` and the tests.
 
+pub mod submit;
+
 use std::time::Duration;
 
 use flint_proto::pb;
@@ -150,6 +152,81 @@ impl MasterClient {
             .message)
     }
 
+    /// Streams a local file to the master's artifact store (content-addressed by SHA-256;
+    /// a file the master already has is not sent again). Returns its `flint://` URI and digest.
+    pub async fn upload_artifact(&mut self, path: &std::path::Path) -> Result<(String, String)> {
+        use sha2::{Digest, Sha256};
+        use tokio::io::AsyncReadExt;
+        let io = |e: std::io::Error| ClientError::Protocol(format!("{}: {e}", path.display()));
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ClientError::Protocol(format!("{}: not a file name", path.display())))?
+            .to_owned();
+        // First pass: the digest the master and the workers will check.
+        let mut f = tokio::fs::File::open(path).await.map_err(io)?;
+        let size = f.metadata().await.map_err(io)?.len();
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let sha = flint_proto::digest::hex(&hasher.finalize());
+        // Second pass: stream it.
+        let mut f = tokio::fs::File::open(path).await.map_err(io)?;
+        let (tx, rx) = mpsc::channel::<pb::ArtifactChunk>(4);
+        let header = pb::ArtifactChunk {
+            name: name.clone(),
+            sha256: sha.clone(),
+            size: size as i64,
+            data: Default::default(),
+        };
+        let reader = tokio::spawn(async move {
+            if tx.send(header).await.is_err() {
+                return Ok(());
+            }
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = f.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<(), std::io::Error>(());
+                }
+                let chunk = pb::ArtifactChunk {
+                    data: buf[..n].to_vec(),
+                    ..Default::default()
+                };
+                if tx.send(chunk).await.is_err() {
+                    return Ok(()); // the master answered early (it already has the file)
+                }
+            }
+        });
+        let info = self
+            .inner
+            .upload_artifact(ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        let _ = reader.await;
+        Ok((info.uri, info.sha256))
+    }
+
+    /// A slice of a driver's or executor's log, read through the master.
+    pub async fn read_log(&mut self, req: LogRequest) -> Result<LogSlice> {
+        let r = self
+            .inner
+            .read_log(pb::ReadLogRequest::from(req))
+            .await?
+            .into_inner();
+        Ok(LogSlice {
+            data: r.data.to_vec(),
+            offset: u64::try_from(r.offset).unwrap_or(0),
+            total_size: u64::try_from(r.total_size).unwrap_or(0),
+        })
+    }
+
     /// Registers an application and returns its session once the master has accepted it.
     pub async fn register_application(
         &mut self,
@@ -251,3 +328,5 @@ impl AppSession {
         Ok(())
     }
 }
+
+pub mod rest;

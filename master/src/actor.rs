@@ -33,7 +33,19 @@ enum Msg {
     KillApp(AppId, Reply<()>),
     Snapshot(Reply<ClusterSnapshot>),
     AppTimeToRunning(AppId, oneshot::Sender<Option<u64>>),
+    ReadLog(LogRequest, Reply<(WorkerId, LogSlice)>),
 }
+
+/// A log read relayed to a worker, waiting for its answer.
+struct PendingLog {
+    conn: ConnId,
+    worker: WorkerId,
+    since_mono_ms: u64,
+    reply: Reply<(WorkerId, LogSlice)>,
+}
+
+/// Log reads unanswered after this long are dropped (the caller has given up by then).
+const LOG_READ_TTL_MS: u64 = 30_000;
 
 enum Session {
     Worker(WorkerSink),
@@ -112,6 +124,11 @@ impl MasterHandle {
         rx.await.ok().flatten()
     }
 
+    /// Reads a slice of a driver's or executor's log through the worker that holds it.
+    pub async fn read_log(&self, req: LogRequest) -> Result<(WorkerId, LogSlice), CoreError> {
+        self.ask(|r| Msg::ReadLog(req, r)).await
+    }
+
     /// Snapshots published at most every [`SNAPSHOT_INTERVAL`] while something changes:
     /// what pages render, so a slow reader never holds up scheduling.
     pub fn snapshots(&self) -> watch::Receiver<Arc<ClusterSnapshot>> {
@@ -144,6 +161,8 @@ struct Actor {
     clock: Clock,
     dirty: bool,
     snapshots: watch::Sender<Arc<ClusterSnapshot>>,
+    pending_logs: HashMap<u64, PendingLog>,
+    next_log_request: u64,
 }
 
 /// Starts the actor; it stops when `shutdown` resolves (or every handle is dropped).
@@ -166,6 +185,8 @@ pub fn spawn(
         },
         dirty: false,
         snapshots: snap_tx,
+        pending_logs: HashMap::new(),
+        next_log_request: 1,
     };
     let task = tokio::spawn(actor.run(rx, shutdown));
     (handle, task)
@@ -207,6 +228,7 @@ impl Actor {
                     let now = self.clock.now();
                     self.state.tick(now);
                     self.flush();
+                    self.expire_log_reads(now);
                 }
                 _ = publish.tick() => {
                     if self.dirty {
@@ -229,7 +251,10 @@ impl Actor {
                 self.sessions.insert(conn, Session::App(sink));
             }
             Msg::Close(conn) => match self.sessions.remove(&conn) {
-                Some(Session::Worker(_)) => self.state.worker_disconnected(now, conn),
+                Some(Session::Worker(_)) => {
+                    self.fail_log_reads(|p| p.conn == conn, "worker disconnected");
+                    self.state.worker_disconnected(now, conn)
+                }
                 Some(Session::App(_)) => self.state.application_disconnected(now, conn),
                 None => {}
             },
@@ -271,12 +296,82 @@ impl Actor {
             Msg::AppTimeToRunning(id, reply) => {
                 let _ = reply.send(self.state.app_time_to_running_ms(&id));
             }
+            Msg::ReadLog(req, reply) => self.read_log(now, req, reply),
         }
         self.flush();
     }
 
+    fn read_log(&mut self, now: Now, request: LogRequest, reply: Reply<(WorkerId, LogSlice)>) {
+        let (worker, conn) = match self.state.log_location(&request.target) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let Some(Session::Worker(sink)) = self.sessions.get(&conn) else {
+            let _ = reply.send(Err(CoreError::Unavailable(format!(
+                "worker {worker} is not connected"
+            ))));
+            return;
+        };
+        let request_id = self.next_log_request;
+        self.next_log_request += 1;
+        if !sink(WorkerCommand::ReadLog {
+            request_id,
+            request,
+        }) {
+            let _ = reply.send(Err(CoreError::Unavailable(format!(
+                "worker {worker} is not connected"
+            ))));
+            return;
+        }
+        self.pending_logs.insert(
+            request_id,
+            PendingLog {
+                conn,
+                worker,
+                since_mono_ms: now.mono_ms,
+                reply,
+            },
+        );
+    }
+
+    fn fail_log_reads(&mut self, which: impl Fn(&PendingLog) -> bool, why: &str) {
+        let ids: Vec<u64> = self
+            .pending_logs
+            .iter()
+            .filter(|(_, p)| which(p))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(p) = self.pending_logs.remove(&id) {
+                let _ = p
+                    .reply
+                    .send(Err(CoreError::Unavailable(format!("{}: {why}", p.worker))));
+            }
+        }
+    }
+
+    fn expire_log_reads(&mut self, now: Now) {
+        self.fail_log_reads(
+            |p| now.mono_ms.saturating_sub(p.since_mono_ms) > LOG_READ_TTL_MS,
+            "no answer from the worker",
+        );
+    }
+
     fn worker_event(&mut self, now: Now, conn: ConnId, ev: WorkerEvent) {
         match ev {
+            WorkerEvent::LogSlice { request_id, result } => {
+                if let Some(p) = self.pending_logs.remove(&request_id) {
+                    let _ = p.reply.send(
+                        result
+                            .map(|s| (p.worker, s))
+                            .map_err(CoreError::FailedPrecondition),
+                    );
+                }
+                return;
+            }
             WorkerEvent::Register(reg) => self.state.register_worker(now, conn, reg),
             WorkerEvent::Heartbeat { worker_id } => {
                 self.state.worker_heartbeat(now, conn, &worker_id);

@@ -45,6 +45,7 @@ pub struct MasterConfig {
     pub webui_port: u16,
     pub conf: SparkConf,
     pub core: CoreConfig,
+    pub artifacts: crate::artifacts::ArtifactStore,
 }
 
 fn env_port(env: &HashMap<String, String>, key: &str) -> Result<Option<u16>, String> {
@@ -157,12 +158,30 @@ impl MasterConfig {
             retained_drivers: conf.get_parsed("spark.deploy.retainedDrivers", 200usize)?,
             seed: fastrand::u64(..),
         };
+        let artifacts_dir = conf
+            .get("spark.master.artifacts.dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("flint-artifacts"));
+        let max_size = match conf.get("spark.master.artifacts.maxSize") {
+            Some(v) => flint_proto::units::parse_memory_mb(v)
+                .map_err(|e| format!("spark.master.artifacts.maxSize: {e}"))?
+                .saturating_mul(1024 * 1024),
+            None => 1024 * 1024 * 1024,
+        };
+        let artifacts = crate::artifacts::ArtifactStore::new(artifacts_dir.clone(), max_size)
+            .map_err(|e| {
+                format!(
+                    "cannot use artifact directory {}: {e}",
+                    artifacts_dir.display()
+                )
+            })?;
         Ok(Self {
             host,
             port,
             webui_port,
             conf,
             core,
+            artifacts,
         })
     }
 

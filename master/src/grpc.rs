@@ -11,15 +11,17 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::actor::MasterHandle;
+use crate::artifacts::ArtifactStore;
 use crate::core::CoreError;
 
 pub struct MasterGrpc {
     handle: MasterHandle,
+    artifacts: ArtifactStore,
 }
 
 impl MasterGrpc {
-    pub fn new(handle: MasterHandle) -> Self {
-        Self { handle }
+    pub fn new(handle: MasterHandle, artifacts: ArtifactStore) -> Self {
+        Self { handle, artifacts }
     }
 
     pub fn into_server(self) -> pb::master_server::MasterServer<Self> {
@@ -37,6 +39,44 @@ type Outbound<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 impl pb::master_server::Master for MasterGrpc {
     type WorkerSessionStream = Outbound<pb::MasterToWorker>;
     type ApplicationSessionStream = Outbound<pb::MasterToApp>;
+    type DownloadArtifactStream = Outbound<pb::ArtifactChunk>;
+
+    async fn upload_artifact(
+        &self,
+        req: Request<Streaming<pb::ArtifactChunk>>,
+    ) -> Result<Response<pb::ArtifactInfo>, Status> {
+        Ok(Response::new(
+            self.artifacts.upload(req.into_inner()).await?,
+        ))
+    }
+
+    async fn download_artifact(
+        &self,
+        req: Request<pb::DownloadArtifactRequest>,
+    ) -> Result<Response<Self::DownloadArtifactStream>, Status> {
+        let stream = self.artifacts.download(&req.into_inner().sha256).await?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn read_log(
+        &self,
+        req: Request<pb::ReadLogRequest>,
+    ) -> Result<Response<pb::ReadLogResponse>, Status> {
+        let req: LogRequest = req.into_inner().try_into()?;
+        let (worker, slice) = tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            self.handle.read_log(req),
+        )
+        .await
+        .map_err(|_| Status::deadline_exceeded("the worker did not answer in time"))?
+        .map_err(status)?;
+        Ok(Response::new(pb::ReadLogResponse {
+            data: slice.data,
+            offset: slice.offset as i64,
+            total_size: slice.total_size as i64,
+            worker_id: worker.0,
+        }))
+    }
 
     async fn worker_session(
         &self,

@@ -2,6 +2,7 @@
 //! it, and thin network front ends around it.
 
 pub mod actor;
+pub mod artifacts;
 pub mod config;
 pub mod core;
 pub mod grpc;
@@ -48,7 +49,7 @@ pub async fn run(
     // connections, and at 10,000 workers pings would cost more than the heartbeats.
     let incoming = TcpIncoming::from(listeners.rpc).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
-        .add_service(grpc::MasterGrpc::new(handle.clone()).into_server())
+        .add_service(grpc::MasterGrpc::new(handle.clone(), cfg.artifacts.clone()).into_server())
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = grpc_stop.wait_for(|s| *s).await;
         });

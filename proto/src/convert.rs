@@ -263,6 +263,20 @@ impl TryFrom<pb::WorkerToMaster> for WorkerEvent {
                 message: d.message,
                 exit_status: d.exit_status,
             },
+            Msg::LogChunk(c) => WorkerEvent::LogSlice {
+                request_id: c.request_id,
+                result: if c.error.is_empty() {
+                    Ok(LogSlice {
+                        data: c.data.to_vec(),
+                        offset: u64::try_from(c.offset)
+                            .map_err(|_| ConversionError::invalid("offset", "negative"))?,
+                        total_size: u64::try_from(c.total_size)
+                            .map_err(|_| ConversionError::invalid("total_size", "negative"))?,
+                    })
+                } else {
+                    Err(c.error)
+                },
+            },
         })
     }
 }
@@ -320,6 +334,20 @@ impl From<WorkerEvent> for pb::WorkerToMaster {
                 state: state.into(),
                 message,
                 exit_status,
+            }),
+            WorkerEvent::LogSlice { request_id, result } => Msg::LogChunk(match result {
+                Ok(s) => pb::LogChunk {
+                    request_id,
+                    data: s.data,
+                    offset: to_i64(s.offset),
+                    total_size: to_i64(s.total_size),
+                    error: String::new(),
+                },
+                Err(error) => pb::LogChunk {
+                    request_id,
+                    error,
+                    ..Default::default()
+                },
             }),
         };
         Self { msg: Some(msg) }
@@ -380,6 +408,13 @@ impl From<WorkerCommand> for pb::MasterToWorker {
             WorkerCommand::Reconnect { master_url } => {
                 Msg::Reconnect(pb::ReconnectWorker { master_url })
             }
+            WorkerCommand::ReadLog {
+                request_id,
+                request,
+            } => Msg::ReadLog(pb::WorkerReadLog {
+                request_id,
+                request: Some(request.into()),
+            }),
         };
         Self { msg: Some(msg) }
     }
@@ -434,7 +469,68 @@ impl TryFrom<pb::MasterToWorker> for WorkerCommand {
             Msg::Reconnect(r) => WorkerCommand::Reconnect {
                 master_url: r.master_url,
             },
+            Msg::ReadLog(r) => WorkerCommand::ReadLog {
+                request_id: r.request_id,
+                request: r
+                    .request
+                    .ok_or(ConversionError::Missing("request"))?
+                    .try_into()?,
+            },
         })
+    }
+}
+
+// ---- logs ----
+
+impl TryFrom<pb::ReadLogRequest> for LogRequest {
+    type Error = ConversionError;
+    fn try_from(r: pb::ReadLogRequest) -> Result<Self> {
+        let target = if !r.driver_id.trim().is_empty() {
+            LogTarget::Driver(DriverId(r.driver_id))
+        } else if !r.app_id.trim().is_empty() {
+            LogTarget::Executor(
+                AppId(r.app_id),
+                non_negative_u32("executor_id", r.executor_id)?,
+            )
+        } else {
+            return Err(ConversionError::invalid(
+                "driver_id",
+                "give a driver id, or an app id and an executor id",
+            ));
+        };
+        let log_type = match r.log_type.as_str() {
+            "" => LogType::Stdout,
+            t => LogType::parse(t).ok_or_else(|| {
+                ConversionError::invalid("log_type", format!("'{t}' is neither stdout nor stderr"))
+            })?,
+        };
+        Ok(Self {
+            target,
+            log_type,
+            offset: u64::try_from(r.offset).ok(),
+            max_bytes: u64::try_from(r.max_bytes)
+                .ok()
+                .filter(|&m| m > 0)
+                .unwrap_or(64 * 1024)
+                .min(4 << 20),
+        })
+    }
+}
+
+impl From<LogRequest> for pb::ReadLogRequest {
+    fn from(r: LogRequest) -> Self {
+        let (driver_id, app_id, executor_id) = match r.target {
+            LogTarget::Driver(d) => (d.0, String::new(), 0),
+            LogTarget::Executor(a, e) => (String::new(), a.0, to_i32(e)),
+        };
+        Self {
+            driver_id,
+            app_id,
+            executor_id,
+            log_type: r.log_type.as_str().to_owned(),
+            offset: r.offset.map(to_i64).unwrap_or(-1),
+            max_bytes: to_i64(r.max_bytes),
+        }
     }
 }
 

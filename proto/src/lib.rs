@@ -4,6 +4,7 @@
 
 pub mod conf;
 pub mod convert;
+pub mod digest;
 pub mod error;
 pub mod ids;
 pub mod logging;

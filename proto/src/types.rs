@@ -190,6 +190,53 @@ pub struct WorkerRegistration {
     pub webui_url: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogType {
+    Stdout,
+    Stderr,
+}
+
+impl LogType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "stdout" => Some(Self::Stdout),
+            "stderr" => Some(Self::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// Whose log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    Driver(DriverId),
+    Executor(AppId, ExecutorId),
+}
+
+/// A slice of a driver's or executor's stdout/stderr.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRequest {
+    pub target: LogTarget,
+    pub log_type: LogType,
+    /// `None` reads the last `max_bytes` (tail).
+    pub offset: Option<u64>,
+    pub max_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSlice {
+    pub data: Vec<u8>,
+    pub offset: u64,
+    pub total_size: u64,
+}
+
 /// Messages a worker sends on its session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WorkerEvent {
@@ -214,6 +261,10 @@ pub enum WorkerEvent {
         state: DriverState,
         message: Option<String>,
         exit_status: Option<i32>,
+    },
+    LogSlice {
+        request_id: u64,
+        result: Result<LogSlice, String>,
     },
 }
 
@@ -259,6 +310,10 @@ pub enum WorkerCommand {
     },
     Reconnect {
         master_url: String,
+    },
+    ReadLog {
+        request_id: u64,
+        request: LogRequest,
     },
 }
 

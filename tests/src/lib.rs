@@ -194,7 +194,13 @@ impl Default for WorkerSpec {
 
 fn start_master(dir: &Path, conf: &[(String, String)], port: u16, n: usize) -> (Proc, String, u16) {
     let props = dir.join("master.conf");
-    let text: String = conf.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+    let mut text: String = conf.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+    if !conf.iter().any(|(k, _)| k == "spark.master.artifacts.dir") {
+        text.push_str(&format!(
+            "spark.master.artifacts.dir {}\n",
+            dir.join("artifacts").display()
+        ));
+    }
     std::fs::write(&props, text).expect("write conf");
     let mut cmd = Command::new(bin("flint-master"));
     cmd.args([
@@ -273,6 +279,11 @@ impl Cluster {
         id
     }
 
+    /// The master's artifact store (unless the test configured another).
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.dir.path().join("artifacts")
+    }
+
     pub fn work_dir(&self, worker: usize) -> PathBuf {
         self.dir.path().join(format!("work-{worker}"))
     }
@@ -340,4 +351,23 @@ pub fn app(
         initial_executor_limit: None,
         app_ui_url: String::new(),
     }
+}
+
+/// Runs `flint-submit` with `args` (no `--master` added) and returns its output.
+pub fn flint_submit(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(bin("flint-submit"));
+    cmd.args(args)
+        .env_remove("SPARK_CONF_DIR")
+        .stdin(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run flint-submit")
+}
+
+/// Writes an executable shell script.
+pub fn write_script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }

@@ -2,6 +2,8 @@
 //! as child processes.
 
 pub mod config;
+pub mod fetch;
+pub mod logs;
 pub mod process;
 pub mod resources;
 pub mod runner;

@@ -8,7 +8,7 @@
 //! `SPARK_LOG_URL_STDOUT` and `SPARK_LOG_URL_STDERR`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use flint_proto::types::*;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::fetch;
 use crate::process::{Launcher, ProcessSpec, substitute};
 
 /// What every runner needs to know about its worker.
@@ -107,7 +108,24 @@ async fn run_executor(
         ("WORKER_URL", env.worker_url.as_str()),
         ("RESOURCE_PROFILE_ID", rp.as_str()),
     ];
-    let (program, args, mut child_env) = substitute_all(&l.app.command, &vars);
+    let (mut program, args, mut child_env) = substitute_all(&l.app.command, &vars);
+    if !matches!(fetch::classify(&program), Ok(fetch::Source::Local(_))) {
+        match fetch::fetch(
+            &master_url,
+            &program,
+            None,
+            &env.work_dir.join(".artifacts"),
+        )
+        .await
+        {
+            Ok(p) => program = p.display().to_string(),
+            Err(e) => {
+                warn!(app_id = %l.app_id, exec_id = l.executor_id, error = %e, "cannot fetch the executor's program");
+                report(ExecutorState::Failed, Some(e), None);
+                return;
+            }
+        }
+    }
     let log_url = |t: &str| {
         format!(
             "{}/logPage/?appId={}&executorId={}&logType={t}",
@@ -170,25 +188,6 @@ async fn run_executor(
     }
 }
 
-/// Resolves a driver's `app_resource` to a local path (`{{USER_JAR}}`).
-fn resolve_resource(resource: &str, dir: &Path) -> Result<Option<PathBuf>, String> {
-    let r = resource.trim();
-    if r.is_empty() {
-        return Ok(None);
-    }
-    if let Some(p) = r.strip_prefix("local://") {
-        return Ok(Some(PathBuf::from(p)));
-    }
-    if let Some(p) = r.strip_prefix("local:") {
-        return Ok(Some(PathBuf::from(p)));
-    }
-    if r.contains("://") {
-        return Err(format!("unsupported app resource '{r}'"));
-    }
-    let p = PathBuf::from(r.strip_prefix("file:").unwrap_or(r));
-    Ok(Some(if p.is_absolute() { p } else { dir.join(p) }))
-}
-
 pub fn spawn_driver(
     env: Arc<WorkerEnv>,
     launcher: Arc<Launcher>,
@@ -222,11 +221,24 @@ async fn run_driver(
         });
     };
     let dir = env.work_dir.join(driver_id.as_str());
-    let user_jar = match resolve_resource(&desc.app_resource, &dir) {
-        Ok(p) => p.map(|p| p.display().to_string()).unwrap_or_default(),
-        Err(e) => {
-            report(DriverState::Error, Some(e), None);
-            return;
+    let user_jar = if desc.app_resource.trim().is_empty() {
+        String::new()
+    } else {
+        match fetch::fetch(
+            &master_url,
+            &desc.app_resource,
+            desc.app_sha256.as_deref(),
+            &env.work_dir.join(".artifacts"),
+        )
+        .await
+        {
+            Ok(p) if p.is_relative() => dir.join(p).display().to_string(),
+            Ok(p) => p.display().to_string(),
+            Err(e) => {
+                warn!(%driver_id, error = %e, "cannot fetch the driver's application");
+                report(DriverState::Error, Some(e), None);
+                return;
+            }
         }
     };
     let vars = [
@@ -333,20 +345,5 @@ mod tests {
         assert_eq!(next_backoff(s(2), s(1)), s(4));
         assert_eq!(next_backoff(s(8), s(6)), s(1));
         assert_eq!(next_backoff(s(60), s(0)), s(60));
-    }
-
-    #[test]
-    fn app_resources() {
-        let d = Path::new("/w/driver-1");
-        assert_eq!(resolve_resource("", d), Ok(None));
-        assert_eq!(
-            resolve_resource("local:///opt/app", d),
-            Ok(Some(PathBuf::from("/opt/app")))
-        );
-        assert_eq!(
-            resolve_resource("app.jar", d),
-            Ok(Some(PathBuf::from("/w/driver-1/app.jar")))
-        );
-        assert!(resolve_resource("ftp://x/y", d).is_err());
     }
 }

@@ -450,6 +450,17 @@ impl Worker {
                 }
                 debug!(%app_id, "application finished");
             }
+            WorkerCommand::ReadLog {
+                request_id,
+                request,
+            } => {
+                let work_dir = self.env.work_dir.clone();
+                let events = self.events_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let result = crate::logs::read_log(&work_dir, &request);
+                    let _ = events.send(WorkerEvent::LogSlice { request_id, result });
+                });
+            }
             WorkerCommand::Registered { .. }
             | WorkerCommand::RegisterFailed { .. }
             | WorkerCommand::Reconnect { .. } => {}

@@ -1160,6 +1160,51 @@ impl MasterState {
             .and_then(|a| a.time_to_running_ms)
     }
 
+    /// Which ALIVE worker holds this driver's or executor's logs, and its session.
+    pub fn log_location(&self, target: &LogTarget) -> Result<(WorkerId, ConnId), CoreError> {
+        let worker = match target {
+            LogTarget::Driver(id) => {
+                let d = self
+                    .drivers
+                    .get(id)
+                    .or_else(|| self.completed_drivers.iter().find(|d| &d.id == id))
+                    .ok_or_else(|| CoreError::NotFound(format!("Driver {id} does not exist")))?;
+                d.worker.clone().ok_or_else(|| {
+                    CoreError::FailedPrecondition(format!(
+                        "driver {id} has not run on a worker yet"
+                    ))
+                })?
+            }
+            LogTarget::Executor(app_id, exec_id) => {
+                let app = self
+                    .apps
+                    .get(app_id)
+                    .or_else(|| self.completed_apps.iter().find(|a| &a.id == app_id))
+                    .ok_or_else(|| CoreError::NotFound(format!("unknown application {app_id}")))?;
+                app.executors
+                    .get(exec_id)
+                    .or_else(|| {
+                        app.removed_executors
+                            .iter()
+                            .rev()
+                            .find(|e| e.id == *exec_id)
+                    })
+                    .map(|e| e.worker_id.clone())
+                    .ok_or_else(|| {
+                        CoreError::NotFound(format!(
+                            "application {app_id} has no executor {exec_id}"
+                        ))
+                    })?
+            }
+        };
+        match self.workers.get(&worker) {
+            Some(w) if w.state == WorkerState::Alive => Ok((worker, w.conn)),
+            _ => Err(CoreError::Unavailable(format!(
+                "worker {worker} is not connected; its logs cannot be read"
+            ))),
+        }
+    }
+
     pub fn worker_count(&self) -> usize {
         self.workers.len()
     }
