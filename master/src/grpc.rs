@@ -6,6 +6,7 @@ use flint_proto::pb;
 use flint_proto::types::*;
 use futures::Stream;
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
@@ -34,6 +35,14 @@ pub fn status(e: CoreError) -> Status {
 }
 
 type Outbound<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// What a session's channel carries: boxed, so each queue slot costs a pointer (the
+/// channel allocates its slots in blocks, one block per idle session at 10,000 workers).
+type Item<T> = Result<Box<T>, Box<Status>>;
+
+fn outbound<T: Send + 'static>(rx: mpsc::UnboundedReceiver<Item<T>>) -> Outbound<T> {
+    Box::pin(UnboundedReceiverStream::new(rx).map(|item| item.map(|b| *b).map_err(|e| *e)))
+}
 
 #[tonic::async_trait]
 impl pb::master_server::Master for MasterGrpc {
@@ -85,11 +94,11 @@ impl pb::master_server::Master for MasterGrpc {
         let mut inbound = req.into_inner();
         let handle = self.handle.clone();
         let conn = handle.new_conn();
-        let (tx, rx) = mpsc::unbounded_channel::<Result<pb::MasterToWorker, Status>>();
+        let (tx, rx) = mpsc::unbounded_channel::<Item<pb::MasterToWorker>>();
         // The reader keeps only a weak sender: the stream ends as soon as the actor drops
         // the session's sink.
         let err_tx = tx.downgrade();
-        handle.open_worker_session(conn, Box::new(move |cmd| tx.send(Ok(cmd.into())).is_ok()));
+        handle.open_worker_session(conn, Box::new(move |cmd| tx.send(Ok(Box::new(cmd.into()))).is_ok()));
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
@@ -98,7 +107,7 @@ impl pb::master_server::Master for MasterGrpc {
                         Err(e) => {
                             warn!(conn, error = %e, "invalid message on worker session");
                             if let Some(tx) = err_tx.upgrade() {
-                                let _ = tx.send(Err(e.into()));
+                                let _ = tx.send(Err(Box::new(e.into())));
                             }
                             break;
                         }
@@ -112,7 +121,7 @@ impl pb::master_server::Master for MasterGrpc {
             }
             handle.close_session(conn);
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+        Ok(Response::new(outbound(rx)))
     }
 
     async fn application_session(
@@ -122,9 +131,9 @@ impl pb::master_server::Master for MasterGrpc {
         let mut inbound = req.into_inner();
         let handle = self.handle.clone();
         let conn = handle.new_conn();
-        let (tx, rx) = mpsc::unbounded_channel::<Result<pb::MasterToApp, Status>>();
+        let (tx, rx) = mpsc::unbounded_channel::<Item<pb::MasterToApp>>();
         let err_tx = tx.downgrade();
-        handle.open_app_session(conn, Box::new(move |ev| tx.send(Ok(ev.into())).is_ok()));
+        handle.open_app_session(conn, Box::new(move |ev| tx.send(Ok(Box::new(ev.into()))).is_ok()));
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
@@ -136,7 +145,7 @@ impl pb::master_server::Master for MasterGrpc {
                         if let Err(st) = result {
                             warn!(conn, error = %st.message(), "application request refused; ending session");
                             if let Some(tx) = err_tx.upgrade() {
-                                let _ = tx.send(Err(st));
+                                let _ = tx.send(Err(Box::new(st)));
                             }
                             break;
                         }
@@ -150,7 +159,7 @@ impl pb::master_server::Master for MasterGrpc {
             }
             handle.close_session(conn);
         });
-        Ok(Response::new(Box::pin(UnboundedReceiverStream::new(rx))))
+        Ok(Response::new(outbound(rx)))
     }
 
     async fn submit_driver(

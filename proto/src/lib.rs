@@ -2,6 +2,7 @@
 //! worker and client work with (`types`), and the one place where they are converted
 //! (`convert`).
 
+pub mod codec;
 pub mod conf;
 pub mod convert;
 pub mod digest;
