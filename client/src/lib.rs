@@ -1,6 +1,7 @@
 //! Flint's client library: a typed async [`MasterClient`] for applications, tools,
 //! `flint-submit` and the tests.
 
+pub mod runtime;
 pub mod submit;
 
 use std::time::Duration;

@@ -252,6 +252,11 @@ impl Cluster {
 
     /// Starts a worker and waits until it says it registered.
     pub fn add_worker(&mut self, spec: WorkerSpec) -> WorkerId {
+        self.add_worker_with_env(spec, &[])
+    }
+
+    /// As [`Cluster::add_worker`], with extra environment variables for the worker.
+    pub fn add_worker_with_env(&mut self, spec: WorkerSpec, env: &[(&str, &str)]) -> WorkerId {
         let n = self.workers.len();
         let work = self.dir.path().join(format!("work-{n}"));
         let mut cmd = Command::new(bin("flint-worker"));
@@ -266,6 +271,9 @@ impl Cluster {
             )
             .env_remove("SPARK_WORKER_PORT")
             .env_remove("SPARK_CONF_DIR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let p = Proc::spawn(
             &format!("worker-{n}"),
             cmd,
@@ -277,6 +285,28 @@ impl Cluster {
         self.workers.push(p);
         self.worker_ids.push(id.clone());
         id
+    }
+
+    /// The master web UI's base URL (`http://127.0.0.1:PORT`), from its start-up log line.
+    pub fn webui_url(&self) -> String {
+        let line = self
+            .master
+            .wait_log("Starting Flint master", Duration::from_secs(5));
+        field(&line, "webui_url").expect("webui_url in the master's log")
+    }
+
+    /// The REST submission server's URL (`spark://127.0.0.1:PORT`), when enabled.
+    pub fn rest_url(&self) -> Option<String> {
+        let line = self
+            .master
+            .wait_log("Starting Flint master", Duration::from_secs(5));
+        field(&line, "rest_url").filter(|u| u.starts_with("spark://"))
+    }
+
+    /// Worker `n`'s web UI base URL, from its start-up log line.
+    pub fn worker_webui_url(&self, n: usize) -> String {
+        let line = self.workers[n].wait_log("Starting Flint worker", Duration::from_secs(5));
+        field(&line, "webui_url").expect("webui_url in the worker's log")
     }
 
     /// The master's artifact store (unless the test configured another).
@@ -370,4 +400,300 @@ pub fn write_script(path: &Path, body: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// An HTTP answer, as the tests see it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&b[..nl])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || b.len() < nl + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
+        b = &b[(nl + 4 + size).min(b.len())..];
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), for the UI and REST
+/// tests. `url` is `http://host:port/path?query`.
+pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http:// URL");
+    let (auth, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut sock = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(auth),
+    )
+    .await
+    .expect("connect timed out")
+    .unwrap_or_else(|e| panic!("connect {auth}: {e}"));
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {auth}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    sock.write_all(req.as_bytes()).await.expect("write");
+    sock.write_all(body).await.expect("write body");
+    // Read the head, then exactly the body it announces (some servers, chromedriver among
+    // them, keep the connection open despite `Connection: close`).
+    let read = async {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let split = loop {
+            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            let n = sock.read(&mut buf).await.expect("read");
+            assert!(n > 0, "connection closed before the end of the headers");
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let lower = head.to_ascii_lowercase();
+        let length = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let chunked = lower.contains("transfer-encoding: chunked")
+            || lower.contains("transfer-encoding:chunked");
+        loop {
+            let body = &raw[split + 4..];
+            let done = match length {
+                _ if method == "HEAD" => true,
+                Some(n) => body.len() >= n,
+                None if chunked => body.ends_with(b"0\r\n\r\n"),
+                None => false,
+            };
+            if done {
+                break;
+            }
+            let n = sock.read(&mut buf).await.expect("read");
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        (raw, split)
+    };
+    let (raw, split) = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("answer timed out");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn http_get(url: &str) -> HttpResponse {
+    http("GET", url, &[], b"").await
+}
+
+/// An application binary of this workspace (`pi`, `wordcount`, `flint-test-app`) running
+/// as a client-mode driver, with stdout and stderr in separate files. SIGKILLed on drop.
+pub struct AppDriver {
+    pub name: String,
+    child: Option<Child>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+/// How an [`AppDriver`] ended.
+#[derive(Debug)]
+pub struct AppOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cluster {
+    /// Starts `app` with `args` the way `flint-submit --deploy-mode client` does:
+    /// `FLINT_MASTER_URL` is this cluster, `FLINT_CONF` holds `conf` plus
+    /// `spark.driver.host=127.0.0.1`, `spark.executor.memory=256m` and
+    /// `spark.flint.executor.binary=local` (workers here share the filesystem, so the debug
+    /// binary need not be shipped; the shipping path is covered by the submit tests) unless given.
+    pub fn spawn_app(&self, app: &str, args: &[&str], conf: &[(&str, &str)]) -> AppDriver {
+        let mut lines: Vec<String> = conf.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        for (k, v) in [
+            ("spark.driver.host", "127.0.0.1"),
+            ("spark.executor.memory", "256m"),
+            ("spark.flint.executor.binary", "local"),
+        ] {
+            if !conf.iter().any(|(ck, _)| *ck == k) {
+                lines.push(format!("{k}={v}"));
+            }
+        }
+        let n = std::fs::read_dir(self.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let stdout = self.dir.path().join(format!("{app}-{n}.stdout"));
+        let stderr = self.dir.path().join(format!("{app}-{n}.stderr"));
+        let mut cmd = Command::new(bin(app));
+        cmd.args(args)
+            .env("FLINT_MASTER_URL", &self.master_url)
+            .env("FLINT_APP_NAME", app)
+            .env("FLINT_CONF", lines.join("\n"))
+            .env("FLINT_DEPLOY_MODE", "client")
+            .env("RUST_LOG", "info")
+            .env_remove("FLINT_ROLE")
+            .env_remove("FLINT_HOSTNAME")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {app}: {e}"));
+        AppDriver {
+            name: app.to_owned(),
+            child: Some(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Runs `app` as a client-mode driver (see [`Cluster::spawn_app`]) until it exits.
+    pub fn run_app(
+        &self,
+        app: &str,
+        args: &[&str],
+        conf: &[(&str, &str)],
+        timeout: Duration,
+    ) -> AppOutput {
+        self.spawn_app(app, args, conf).wait(timeout)
+    }
+}
+
+impl AppDriver {
+    /// Waits for the exit (panics after `timeout`, printing both logs).
+    pub fn wait(mut self, timeout: Duration) -> AppOutput {
+        let deadline = Instant::now() + timeout;
+        let code = loop {
+            let Some(child) = self.child.as_mut() else {
+                break None;
+            };
+            if let Ok(Some(st)) = child.try_wait() {
+                self.child = None;
+                break st.code();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not exit within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.name,
+                    self.stdout_text(),
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        AppOutput {
+            code,
+            stdout: self.stdout_text(),
+            stderr: self.stderr_text(),
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until a line of stderr contains `needle`; returns that line.
+    pub fn wait_stderr(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.stderr_text().lines().find(|l| l.contains(needle)) {
+                return l.to_owned();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: no stderr line with {needle:?} within {timeout:?}\n--- stderr\n{}",
+                    self.name,
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AppDriver {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} stdout ----\n{}\n---- {} stderr ----\n{}",
+                self.name,
+                self.stdout_text(),
+                self.name,
+                self.stderr_text()
+            );
+        }
+    }
+}
+
+/// Processes whose working directory is inside `dir` (from /proc): executors run in
+/// `work-dir/<app-id>/<executor-id>/`, so tests use it to check that none is left behind.
+pub fn processes_in(dir: &Path) -> Vec<i32> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        })
+        .collect()
 }

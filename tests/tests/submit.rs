@@ -325,3 +325,107 @@ async fn bad_input_exits_non_zero_with_one_line_and_changes_nothing() {
         assert!(h.contains(flag), "help lacks {flag}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pi_in_cluster_mode_prints_the_result_and_logs_keep_it() {
+    let mut c = Cluster::master(&[]);
+    c.add_worker(WorkerSpec {
+        cores: 2,
+        memory: "2g",
+    });
+    c.add_worker(WorkerSpec {
+        cores: 2,
+        memory: "2g",
+    });
+    let url = c.master_url.clone();
+    let pi = bin("pi");
+    // The driver runs on a worker from the uploaded binary; its executors get the same
+    // artifact (no shared filesystem assumed).
+    let out = flint_submit(
+        &[
+            "--master",
+            &url,
+            "--deploy-mode",
+            "cluster",
+            "--executor-memory",
+            "256m",
+            "--driver-memory",
+            "256m",
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--wait",
+            pi.to_str().expect("path"),
+            "10",
+        ],
+        &[],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("Pi is roughly 3.1"), "{stdout}");
+    let id = stdout
+        .lines()
+        .find(|l| l.starts_with("driver-"))
+        .expect("driver id")
+        .to_owned();
+    let logs = flint_submit(&["logs", &id, "--master", &url], &[]);
+    assert!(
+        text(&logs.stdout).contains("Pi is roughly 3.1"),
+        "{}",
+        text(&logs.stdout)
+    );
+    // Executors ran from the shipped artifact, not from the build directory.
+    let s = c.state().await;
+    let app = s.completed_apps.first().expect("the pi application");
+    assert!(
+        app.desc.command.program.starts_with("flint://"),
+        "{}",
+        app.desc.command.program
+    );
+    assert_eq!(app.state, ApplicationState::Finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pi_in_client_mode_ships_its_binary_and_prints_the_result() {
+    let mut c = Cluster::master(&[]);
+    c.add_worker(WorkerSpec {
+        cores: 2,
+        memory: "2g",
+    });
+    c.add_worker(WorkerSpec {
+        cores: 2,
+        memory: "2g",
+    });
+    let url = c.master_url.clone();
+    let pi = bin("pi");
+    let out = flint_submit(
+        &[
+            "--master",
+            &url,
+            "--executor-memory",
+            "256m",
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            pi.to_str().expect("path"),
+            "10",
+        ],
+        &[],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("Pi is roughly 3.1"), "{stdout}");
+    let s = c.state().await;
+    let app = s.completed_apps.first().expect("the pi application");
+    assert!(app.desc.command.program.starts_with("flint://"));
+    let executors = app.removed_executors.len();
+    assert!(executors >= 2, "{executors} executors");
+}

@@ -250,6 +250,7 @@ async fn run_driver(
     for (k, v) in [
         ("FLINT_ROLE", "driver".to_owned()),
         ("FLINT_DRIVER_ID", driver_id.0.clone()),
+        ("FLINT_APP_RESOURCE", desc.app_resource.clone()),
         ("FLINT_DRIVER_CORES", desc.cores.to_string()),
         ("FLINT_DRIVER_MEMORY_MB", desc.memory_mb.to_string()),
         ("FLINT_HOSTNAME", env.host.clone()),
