@@ -227,7 +227,10 @@ pub enum RestError {
     Connect { url: String, reason: String },
     /// The server answered with Spark's ErrorResponse (malformed request, unknown version…).
     #[error("server answered HTTP {status}: {}", .response.message)]
-    Server { status: u16, response: ErrorResponse },
+    Server {
+        status: u16,
+        response: ErrorResponse,
+    },
     #[error("unexpected answer (HTTP {status}): {body}")]
     Unexpected { status: u16, body: String },
 }
@@ -240,7 +243,9 @@ pub fn rest_hosts(master: &str) -> RestResult<Vec<(String, u16)>> {
     let rest = master
         .strip_prefix("spark://")
         .or_else(|| master.strip_prefix("http://"))
-        .ok_or_else(|| RestError::BadUrl(format!("'{master}' must start with spark:// or http://")))?;
+        .ok_or_else(|| {
+            RestError::BadUrl(format!("'{master}' must start with spark:// or http://"))
+        })?;
     let rest = rest.split('/').next().unwrap_or_default();
     let mut out = Vec::new();
     for part in rest.split(',') {
@@ -302,7 +307,10 @@ async fn exchange(
         .header(hyper::header::HOST, host_header)
         .header(hyper::header::USER_AGENT, "flint-submit");
     if body.is_some() {
-        req = req.header(hyper::header::CONTENT_TYPE, "application/json;charset=utf-8");
+        req = req.header(
+            hyper::header::CONTENT_TYPE,
+            "application/json;charset=utf-8",
+        );
     }
     let req = req
         .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
@@ -382,7 +390,10 @@ pub async fn rest_create(
 }
 
 /// `GET /v1/submissions/status/<id>` (`spark-submit --status`).
-pub async fn rest_status(master: &str, submission_id: &str) -> RestResult<SubmissionStatusResponse> {
+pub async fn rest_status(
+    master: &str,
+    submission_id: &str,
+) -> RestResult<SubmissionStatusResponse> {
     let path = format!("/v1/submissions/status/{}", encode_id(submission_id));
     call(master, "GET", &path, None).await
 }

@@ -138,6 +138,9 @@ impl MasterHandle {
 
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(200);
 
+/// A snapshot is republished at least every 10 × [`SNAPSHOT_INTERVAL`] (2 s).
+const QUIET_REPUBLISH_TICKS: u32 = 10;
+
 struct Clock {
     start: Instant,
 }
@@ -209,6 +212,7 @@ impl Actor {
         let mut publish = tokio::time::interval(SNAPSHOT_INTERVAL);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        let mut quiet_ticks = 0u32;
         loop {
             tokio::select! {
                 biased;
@@ -231,8 +235,13 @@ impl Actor {
                     self.expire_log_reads(now);
                 }
                 _ = publish.tick() => {
-                    if self.dirty {
+                    // Heartbeats alone do not mark the state dirty (at 10,000 workers that
+                    // would mean a snapshot per message); a quiet cluster is still
+                    // republished every few seconds so `lastheartbeat` stays fresh.
+                    quiet_ticks += 1;
+                    if self.dirty || quiet_ticks >= QUIET_REPUBLISH_TICKS {
                         self.dirty = false;
+                        quiet_ticks = 0;
                         let _ = self.snapshots.send(Arc::new(self.state.snapshot()));
                     }
                 }

@@ -98,7 +98,10 @@ impl pb::master_server::Master for MasterGrpc {
         // The reader keeps only a weak sender: the stream ends as soon as the actor drops
         // the session's sink.
         let err_tx = tx.downgrade();
-        handle.open_worker_session(conn, Box::new(move |cmd| tx.send(Ok(Box::new(cmd.into()))).is_ok()));
+        handle.open_worker_session(
+            conn,
+            Box::new(move |cmd| tx.send(Ok(Box::new(cmd.into()))).is_ok()),
+        );
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
@@ -133,7 +136,10 @@ impl pb::master_server::Master for MasterGrpc {
         let conn = handle.new_conn();
         let (tx, rx) = mpsc::unbounded_channel::<Item<pb::MasterToApp>>();
         let err_tx = tx.downgrade();
-        handle.open_app_session(conn, Box::new(move |ev| tx.send(Ok(Box::new(ev.into()))).is_ok()));
+        handle.open_app_session(
+            conn,
+            Box::new(move |ev| tx.send(Ok(Box::new(ev.into()))).is_ok()),
+        );
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {

@@ -34,14 +34,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Spark's REST submission server: off unless spark.master.rest.enabled=true.
+    let rest = match rest_listener(&cfg.conf).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("flint-master: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let port = rpc.local_addr().map(|a| a.port()).unwrap_or(cfg.port);
     let webui_port = web.local_addr().map(|a| a.port()).unwrap_or(cfg.webui_port);
-    let cfg = cfg.with_bound_ports(port, webui_port);
+    let mut cfg = cfg.with_bound_ports(port, webui_port);
+    // `<SPARK_HOME>/jars/*` goes on the class path of drivers submitted through REST.
+    if let Some(home) = env.get("SPARK_HOME") {
+        cfg.conf.set_if_missing("spark.home", home);
+    }
     match flint_master::run(
         cfg,
         Listeners {
             rpc,
             web: Some(web),
+            rest,
         },
         flint_proto::logging::shutdown_signal(),
     )
@@ -53,4 +66,15 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+async fn rest_listener(conf: &flint_proto::conf::SparkConf) -> Result<Option<TcpListener>, String> {
+    if !conf.get_bool("spark.master.rest.enabled", false)? {
+        return Ok(None);
+    }
+    let port: u16 = conf.get_parsed("spark.master.rest.port", 6066u16)?;
+    TcpListener::bind(("0.0.0.0", port))
+        .await
+        .map(Some)
+        .map_err(|e| format!("cannot listen on REST port {port}: {e}"))
 }

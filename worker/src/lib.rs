@@ -8,6 +8,7 @@ pub mod process;
 pub mod resources;
 pub mod runner;
 pub mod session;
+pub mod web;
 
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -86,10 +87,10 @@ pub async fn run(
     };
     info!(
         worker_id = %id, master = %cfg.master_url, cores = cfg.cores, memory_mb = cfg.memory_mb,
-        work_dir = %env.work_dir.display(), "Starting Flint worker"
+        work_dir = %env.work_dir.display(), webui_url = %env.webui_url, "Starting Flint worker"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (status_tx, _status_rx) = watch::channel(WorkerStatus {
+    let (status_tx, status_rx) = watch::channel(WorkerStatus {
         worker_id: id.0.clone(),
         host: cfg.host.clone(),
         port: cfg.port,
@@ -99,7 +100,9 @@ pub async fn run(
         work_dir: env.work_dir.clone(),
         ..Default::default()
     });
-    drop(listeners.web); // the web UI is served by a later front end
+    let web_task = listeners
+        .web
+        .map(|l| web::spawn(l, status_rx, env.work_dir.clone(), stop_rx.clone()));
     let endpoint = tokio::spawn(serve_endpoint(listeners.rpc, stop_rx.clone()));
     let worker = session::Worker::new(cfg, env, launcher, status_tx);
     let worker_task = tokio::spawn(worker.run(stop_rx));
@@ -108,5 +111,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = worker_task.await;
     let _ = endpoint.await;
+    if let Some(t) = web_task {
+        // Slow HTTP clients must not hold up the exit.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), t).await;
+    }
     Ok(())
 }
