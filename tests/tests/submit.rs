@@ -429,3 +429,74 @@ async fn pi_in_client_mode_ships_its_binary_and_prints_the_result() {
     let executors = app.removed_executors.len();
     assert!(executors >= 2, "{executors} executors");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_status_through_the_rest_port() {
+    let mut c = Cluster::master(&[
+        ("spark.master.rest.enabled", "true"),
+        ("spark.master.rest.port", "0"),
+    ]);
+    c.add_worker(WorkerSpec {
+        cores: 2,
+        memory: "2g",
+    });
+    let rest = c.rest_url().expect("rest url");
+    let rest_port = rest.rsplit(':').next().expect("port").to_owned();
+    let app = c.dir.path().join("sleeper");
+    write_script(&app, "exec sleep 1000");
+    let url = c.master_url.clone();
+    let out = flint_submit(
+        &[
+            "--master",
+            &url,
+            "--deploy-mode",
+            "cluster",
+            app.to_str().expect("path"),
+        ],
+        &[],
+    );
+    let id = text(&out.stdout).trim().to_owned();
+    c.wait_state("driver running", |s| {
+        s.driver(&DriverId(id.clone()))
+            .is_some_and(|d| d.state == DriverState::Running)
+    })
+    .await;
+    // As spark-submit: --status/--kill against the REST port speak Spark's REST protocol.
+    let port_conf = format!("spark.master.rest.port={rest_port}");
+    let st = flint_submit(
+        &["--master", &rest, "--conf", &port_conf, "--status", &id],
+        &[],
+    );
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    assert!(
+        text(&st.stdout).contains(&format!("Driver {id} is RUNNING on worker worker-")),
+        "{}",
+        text(&st.stdout)
+    );
+    let k = flint_submit(
+        &["--master", &rest, "--conf", &port_conf, "--kill", &id],
+        &[],
+    );
+    assert_eq!(k.status.code(), Some(0), "{}", text(&k.stderr));
+    assert_eq!(
+        text(&k.stdout).trim(),
+        format!("Kill request for {id} submitted")
+    );
+    c.wait_state("driver killed", |s| {
+        s.driver(&DriverId(id.clone()))
+            .is_some_and(|d| d.state == DriverState::Killed)
+    })
+    .await;
+    let st = flint_submit(
+        &[
+            "--master",
+            &rest,
+            "--conf",
+            &port_conf,
+            "--status",
+            "driver-nope",
+        ],
+        &[],
+    );
+    assert_eq!(st.status.code(), Some(1));
+}

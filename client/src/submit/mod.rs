@@ -31,6 +31,36 @@ pub async fn run(s: Submit) -> Result<Exit, String> {
             println!("{HELP}");
             Ok(0)
         }
+        Action::Kill(id) if uses_rest(&s) => {
+            let r = crate::rest::rest_kill(&s.master, &id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let msg = r.message.unwrap_or_default();
+            if !r.success {
+                return Err(msg);
+            }
+            println!("{msg}");
+            Ok(0)
+        }
+        Action::Status(id) if uses_rest(&s) => {
+            let r = crate::rest::rest_status(&s.master, &id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !r.success {
+                return Err(r
+                    .message
+                    .unwrap_or_else(|| format!("Driver {id} does not exist")));
+            }
+            let mut line = format!(
+                "Driver {id} is {}",
+                r.driver_state.as_deref().unwrap_or("UNKNOWN")
+            );
+            if let (Some(w), Some(hp)) = (&r.worker_id, &r.worker_host_port) {
+                line.push_str(&format!(" on worker {w} ({hp})"));
+            }
+            println!("{line}");
+            Ok(0)
+        }
         Action::Kill(id) => {
             let mut c = connect(&s.master).await?;
             let msg = c.kill_driver(&DriverId(id)).await.map_err(err)?;
@@ -69,6 +99,16 @@ pub async fn run(s: Submit) -> Result<Exit, String> {
             }
         }
     }
+}
+
+/// `--kill`/`--status` against the REST port (`spark.master.rest.port`, 6066) speak
+/// Spark's REST protocol, as `spark-submit` does; anything else uses the master's gRPC.
+fn uses_rest(s: &Submit) -> bool {
+    let port = s
+        .get("spark.master.rest.port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(6066);
+    crate::rest::is_rest_url(&s.master, port)
 }
 
 pub fn describe_driver(d: &DriverView) -> String {
