@@ -9,6 +9,7 @@ pub mod digest;
 pub mod error;
 pub mod ids;
 pub mod logging;
+pub mod spark;
 pub mod types;
 pub mod units;
 
