@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use flint_proto::conf::{SparkConf, parse_java_opts, parse_properties};
+use flint_proto::conf::{SparkConf, load_daemon_conf};
 use tracing::warn;
 
 use crate::core::CoreConfig;
@@ -49,74 +49,23 @@ pub struct MasterConfig {
 }
 
 fn env_port(env: &HashMap<String, String>, key: &str) -> Result<Option<u16>, String> {
-    match env.get(key).map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(v) if v.contains("://") => {
-            // Kubernetes injects SPARK_MASTER_PORT=tcp://10.0.0.1:7077 for a Service named
-            // spark-master. It is not ours: ignore it instead of dying like Spark does.
-            warn!(
-                variable = key,
-                value = v,
-                "ignoring a service-link style port variable (set enableServiceLinks: false)"
-            );
-            Ok(None)
-        }
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{key}: invalid port '{v}'")),
+    let (port, warning) = flint_proto::conf::env_port(env, key)?;
+    if let Some(w) = warning {
+        warn!("{w}");
     }
-}
-
-/// Loads `spark.*` properties: `-D` options from `opts_var` win over the properties file.
-pub fn load_spark_conf(
-    properties_file: Option<&PathBuf>,
-    env: &HashMap<String, String>,
-    opts_var: &str,
-) -> Result<SparkConf, String> {
-    let mut conf = SparkConf::new();
-    if let Some(opts) = env.get(opts_var) {
-        for (k, v) in parse_java_opts(opts) {
-            conf.set(&k, &v);
-        }
-    }
-    let file = match properties_file {
-        Some(p) => Some(p.clone()),
-        None => env
-            .get("SPARK_CONF_DIR")
-            .map(|d| PathBuf::from(d).join("spark-defaults.conf"))
-            .filter(|p| p.is_file()),
-    };
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read properties file {}: {e}", path.display()))?;
-        for (k, v) in parse_properties(&text).map_err(|e| format!("{}: {e}", path.display()))? {
-            if k.starts_with("spark.") {
-                conf.set_if_missing(&k, &v);
-            }
-        }
-    }
-    Ok(conf)
-}
-
-pub fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    Ok(port)
 }
 
 impl MasterConfig {
     pub fn resolve(args: &MasterArgs, env: &HashMap<String, String>) -> Result<Self, String> {
-        let conf = load_spark_conf(args.properties_file.as_ref(), env, "SPARK_MASTER_OPTS")?;
+        let conf = load_daemon_conf(args.properties_file.as_deref(), env, "SPARK_MASTER_OPTS")?;
         let host = args
             .host
             .clone()
             .or_else(|| env.get("SPARK_MASTER_HOST").cloned())
             .or_else(|| env.get("SPARK_MASTER_IP").cloned())
             .filter(|h| !h.trim().is_empty())
-            .unwrap_or_else(local_hostname);
+            .unwrap_or_else(flint_proto::conf::local_hostname);
         let port = match args.port {
             Some(p) => p,
             None => env_port(env, "SPARK_MASTER_PORT")?.unwrap_or(7077),

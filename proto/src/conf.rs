@@ -37,6 +37,70 @@ pub fn parse_java_opts(opts: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// This machine's host name, as Spark's `Utils.localHostName` falls back to.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A port from the environment. Kubernetes injects `SPARK_MASTER_PORT=tcp://10.0.0.1:7077`
+/// for a Service called spark-master (and likewise for spark-worker): such values are not
+/// ours and are ignored, with the returned warning, instead of being fatal as in Spark.
+pub fn env_port(
+    env: &std::collections::HashMap<String, String>,
+    key: &str,
+) -> Result<(Option<u16>, Option<String>), String> {
+    match env.get(key).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        None => Ok((None, None)),
+        Some(v) if v.contains("://") => Ok((
+            None,
+            Some(format!(
+                "ignoring {key}={v}: a Kubernetes service link, not a port (set enableServiceLinks: false)"
+            )),
+        )),
+        Some(v) => v
+            .parse()
+            .map(|p| (Some(p), None))
+            .map_err(|_| format!("{key}: invalid port '{v}'")),
+    }
+}
+
+/// Loads `spark.*` properties for a daemon: `-Dkey=value` options in `opts_var`
+/// (`SPARK_MASTER_OPTS`, `SPARK_WORKER_OPTS`) win over the properties file, which defaults to
+/// `$SPARK_CONF_DIR/spark-defaults.conf` when that exists.
+pub fn load_daemon_conf(
+    properties_file: Option<&std::path::Path>,
+    env: &std::collections::HashMap<String, String>,
+    opts_var: &str,
+) -> Result<SparkConf, String> {
+    let mut conf = SparkConf::new();
+    if let Some(opts) = env.get(opts_var) {
+        for (k, v) in parse_java_opts(opts) {
+            conf.set(&k, &v);
+        }
+    }
+    let file = match properties_file {
+        Some(p) => Some(p.to_path_buf()),
+        None => env
+            .get("SPARK_CONF_DIR")
+            .map(|d| std::path::PathBuf::from(d).join("spark-defaults.conf"))
+            .filter(|p| p.is_file()),
+    };
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read properties file {}: {e}", path.display()))?;
+        for (k, v) in parse_properties(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+            if k.starts_with("spark.") {
+                conf.set_if_missing(&k, &v);
+            }
+        }
+    }
+    Ok(conf)
+}
+
 /// A resolved set of `spark.*` properties with typed getters that report bad values.
 #[derive(Clone, Debug, Default)]
 pub struct SparkConf {

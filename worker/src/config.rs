@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use flint_proto::conf::{SparkConf, parse_java_opts, parse_properties};
+use flint_proto::conf::{SparkConf, load_daemon_conf};
 use flint_proto::units::{parse_duration, parse_master_urls, parse_memory_mb};
 use tracing::warn;
 
@@ -70,50 +70,16 @@ fn env_nonempty<'a>(env: &'a HashMap<String, String>, k: &str) -> Option<&'a str
 }
 
 fn env_port(env: &HashMap<String, String>, key: &str) -> Result<Option<u16>, String> {
-    match env_nonempty(env, key) {
-        None => Ok(None),
-        Some(v) if v.contains("://") => {
-            warn!(
-                variable = key,
-                value = v,
-                "ignoring a service-link style port variable (set enableServiceLinks: false)"
-            );
-            Ok(None)
-        }
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| format!("{key}: invalid port '{v}'")),
+    let (port, warning) = flint_proto::conf::env_port(env, key)?;
+    if let Some(w) = warning {
+        warn!("{w}");
     }
-}
-
-fn load_conf(args: &WorkerArgs, env: &HashMap<String, String>) -> Result<SparkConf, String> {
-    let mut conf = SparkConf::new();
-    if let Some(opts) = env.get("SPARK_WORKER_OPTS") {
-        for (k, v) in parse_java_opts(opts) {
-            conf.set(&k, &v);
-        }
-    }
-    let file = match &args.properties_file {
-        Some(p) => Some(p.clone()),
-        None => env
-            .get("SPARK_CONF_DIR")
-            .map(|d| PathBuf::from(d).join("spark-defaults.conf"))
-            .filter(|p| p.is_file()),
-    };
-    if let Some(path) = file {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read properties file {}: {e}", path.display()))?;
-        for (k, v) in parse_properties(&text).map_err(|e| format!("{}: {e}", path.display()))? {
-            conf.set_if_missing(&k, &v);
-        }
-    }
-    Ok(conf)
+    Ok(port)
 }
 
 impl WorkerConfig {
     pub fn resolve(args: &WorkerArgs, env: &HashMap<String, String>) -> Result<Self, String> {
-        let conf = load_conf(args, env)?;
+        let conf = load_daemon_conf(args.properties_file.as_deref(), env, "SPARK_WORKER_OPTS")?;
         let master_url = args
             .master
             .clone()
@@ -153,7 +119,7 @@ impl WorkerConfig {
             .clone()
             .or_else(|| env_nonempty(env, "SPARK_LOCAL_HOSTNAME").map(str::to_owned))
             .or_else(|| env_nonempty(env, "SPARK_LOCAL_IP").map(str::to_owned))
-            .unwrap_or_else(local_hostname);
+            .unwrap_or_else(flint_proto::conf::local_hostname);
         let port = match args.port {
             Some(p) => p,
             None => env_port(env, "SPARK_WORKER_PORT")?.unwrap_or(0),
@@ -191,14 +157,6 @@ impl WorkerConfig {
             conf,
         })
     }
-}
-
-pub fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]

@@ -108,14 +108,7 @@ fn positive(conf: &SparkConf, key: &str) -> Result<Option<u32>, String> {
     }
 }
 
-/// This machine's host name (as the master and worker find theirs).
-pub fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use flint_proto::conf::local_hostname;
 
 impl DriverConf {
     /// Reads `FLINT_MASTER_URL`, `FLINT_APP_NAME`, `FLINT_CONF` and `FLINT_HOSTNAME`.
