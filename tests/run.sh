@@ -8,10 +8,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The browser test (tests/tests/browser.rs) drives headless Chromium from Debian's packages;
+# it fails, rather than skips, when the browser is missing.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "==> installing Chromium for the browser test"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
+echo "==> Kubernetes packaging: schemas, yamllint, shellcheck, hadolint, semantic checks"
+bash tests/k8s/validate.sh
 echo "==> build (binaries used by the end-to-end tests)"
 cargo build --workspace --bins
+echo "==> release binaries for the container image (tests/tests/k8s_containers.rs)"
+cargo build --release -p flint-master -p flint-worker -p flint-client --bins
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "==> cargo test"
