@@ -1,62 +1,34 @@
-//! Reads slices of executors' and drivers' stdout/stderr from the work dir. Only files of
-//! the form `<work-dir>/<app-id>/<executor-id>/<type>` or `<work-dir>/<driver-id>/<type>`
-//! can be read: ids are checked so no path ever leaves the work dir.
+//! Log reads relayed by the master (`flint-submit logs`, `--wait`): the same reader and
+//! checks as the worker's log pages.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use flint_proto::types::{LogRequest, LogSlice, LogTarget};
+use flint_proto::types::{LogRequest, LogSlice};
 
-fn safe_component(s: &str) -> Result<&str, String> {
-    let ok = !s.is_empty()
-        && s != "."
-        && s != ".."
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(s)
-    } else {
-        Err(format!("invalid id '{s}'"))
+use crate::web::logs::{LogError, LogQuery, read};
+
+fn message(e: LogError) -> String {
+    match e {
+        LogError::BadRequest(m) | LogError::NotFound(m) | LogError::Io(m) => m,
     }
 }
 
-/// The log file a request names, always inside `work_dir`.
-pub fn log_path(work_dir: &Path, req: &LogRequest) -> Result<PathBuf, String> {
-    let dir = match &req.target {
-        LogTarget::Driver(d) => work_dir.join(safe_component(d.as_str())?),
-        LogTarget::Executor(a, e) => work_dir
-            .join(safe_component(a.as_str())?)
-            .join(e.to_string()),
-    };
-    Ok(dir.join(req.log_type.as_str()))
-}
-
+/// Reads the slice a master relays a request for, with the same checks as the log pages
+/// (plain id components, the resolved file inside the work dir).
 pub fn read_log(work_dir: &Path, req: &LogRequest) -> Result<LogSlice, String> {
-    let path = log_path(work_dir, req)?;
-    let mut f = std::fs::File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("no {} log yet", req.log_type.as_str()),
-        _ => format!("cannot read log: {e}"),
-    })?;
-    let total = f.metadata().map_err(|e| e.to_string())?.len();
-    let start = match req.offset {
-        Some(o) => o.min(total),
-        None => total.saturating_sub(req.max_bytes),
-    };
-    let len = req.max_bytes.min(total - start);
-    f.seek(SeekFrom::Start(start)).map_err(|e| e.to_string())?;
-    let mut data = vec![0u8; len as usize];
-    f.read_exact(&mut data).map_err(|e| e.to_string())?;
+    let q = LogQuery::from_request(req).map_err(message)?;
+    let s = read(work_dir, &q).map_err(message)?;
     Ok(LogSlice {
-        data,
-        offset: start,
-        total_size: total,
+        data: s.data,
+        offset: s.start,
+        total_size: s.total,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flint_proto::types::{DriverId, LogType};
+    use flint_proto::types::{DriverId, LogTarget, LogType};
 
     fn req(target: LogTarget, offset: Option<u64>, max: u64) -> LogRequest {
         LogRequest {
@@ -89,7 +61,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         for bad in ["..", "../etc", "a/b", ""] {
             let r = req(LogTarget::Driver(DriverId(bad.into())), None, 5);
-            assert!(log_path(dir.path(), &r).is_err(), "{bad}");
+            assert!(read_log(dir.path(), &r).is_err(), "{bad}");
         }
     }
 }

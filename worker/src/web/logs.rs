@@ -105,6 +105,26 @@ impl LogQuery {
         })
     }
 
+    /// The log a master relays a read for (`flint-submit logs`), checked like a page request.
+    pub fn from_request(req: &flint_proto::types::LogRequest) -> Result<Self, LogError> {
+        use flint_proto::types::LogTarget;
+        let owner = match &req.target {
+            LogTarget::Executor(app, exec) => Owner::Executor {
+                app_id: component("appId", app.as_str())?.to_owned(),
+                executor_id: *exec,
+            },
+            LogTarget::Driver(d) => Owner::Driver {
+                driver_id: component("driverId", d.as_str())?.to_owned(),
+            },
+        };
+        Ok(Self {
+            owner,
+            log_type: req.log_type.as_str(),
+            offset: req.offset,
+            byte_length: req.max_bytes.min(MAX_BYTES),
+        })
+    }
+
     fn relative_dir(&self) -> String {
         match &self.owner {
             Owner::Executor {
