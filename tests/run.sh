@@ -17,6 +17,18 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
 fi
 
+# The Spark compatibility test (tests/tests/spark_compat.rs) runs a stock Spark 3.5 driver and
+# its JVM executors: pyspark 3.5 in .venv-spark35 and a Java 17 runtime. It fails, rather than
+# skips, when Spark is missing.
+if ! command -v java >/dev/null 2>&1; then
+  echo "==> installing a Java 17 runtime for the Spark compatibility test"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y openjdk-17-jre-headless
+fi
+echo "==> Spark 3.5 for the Spark compatibility test"
+bash tests/spark/setup.sh
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> Kubernetes packaging: schemas, yamllint, shellcheck, hadolint, semantic checks"

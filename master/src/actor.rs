@@ -1,4 +1,4 @@
-//! The single owner of [`MasterState`]. Front ends (gRPC now, Spark RPC and HTTP later)
+//! The single owner of [`MasterState`]. Front ends (gRPC, Spark RPC, HTTP)
 //! talk to it through a [`MasterHandle`]; it feeds their events to the core with the
 //! current time, delivers the core's outputs to the sessions, runs the timer, and
 //! publishes read-only snapshots so readers never touch the live state.

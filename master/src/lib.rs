@@ -8,14 +8,18 @@ pub mod core;
 pub mod grpc;
 pub mod metrics;
 pub mod rest;
+pub mod spark_rpc;
 pub mod web;
 
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tracing::info;
+use flint_proto::spark::{Protocol, detect_protocol};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, info};
 
 pub use actor::MasterHandle;
 pub use config::{MasterArgs, MasterConfig};
@@ -71,9 +75,23 @@ pub async fn run(
         )));
     }
     let mut grpc_stop = stop_rx.clone();
+    // One port, two protocols: `accept_rpc` peeks at each connection's first bytes and hands
+    // gRPC (HTTP/2) ones to tonic through this channel, Spark RPC ones to `spark_rpc`.
     // No HTTP/2 keepalive pings from the master: worker heartbeats already catch half-open
     // connections, and at 10,000 workers pings would cost more than the heartbeats.
-    let incoming = TcpIncoming::from(listeners.rpc).with_nodelay(Some(true));
+    let (grpc_tx, grpc_rx) = mpsc::channel::<TcpStream>(256);
+    let spark_cfg = spark_rpc::SparkRpcConfig {
+        host: cfg.host.clone(),
+        port: cfg.port,
+    };
+    let accept_task = tokio::spawn(accept_rpc(
+        listeners.rpc,
+        grpc_tx,
+        handle.clone(),
+        spark_cfg,
+        stop_rx.clone(),
+    ));
+    let incoming = ReceiverStream::new(grpc_rx).map(Ok::<TcpStream, std::io::Error>);
     let server = tonic::transport::Server::builder()
         .add_service(grpc::MasterGrpc::new(handle.clone(), cfg.artifacts.clone()).into_server())
         .serve_with_incoming_shutdown(incoming, async move {
@@ -85,6 +103,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     // Streams are long-lived: give the server a moment to close them, then go.
     let _ = tokio::time::timeout(Duration::from_secs(3), server_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), accept_task).await;
     // Slow HTTP clients must not hold up the exit either.
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
@@ -93,4 +112,72 @@ pub async fn run(
     .await;
     let _ = actor_task.await;
     Ok(())
+}
+
+/// How long a new connection may take to show which protocol it speaks.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts on the master's RPC port and sorts connections by their first bytes: gRPC goes to
+/// `grpc`, Spark RPC to [`spark_rpc::serve_connection`]. Connections that close or stay
+/// silent before telling are dropped.
+async fn accept_rpc(
+    listener: TcpListener,
+    grpc: mpsc::Sender<TcpStream>,
+    handle: MasterHandle,
+    spark_cfg: spark_rpc::SparkRpcConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off a little instead of spinning.
+                debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let grpc = grpc.clone();
+        let handle = handle.clone();
+        let spark_cfg = spark_cfg.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(DETECT_TIMEOUT, sniff(&stream)).await {
+                Ok(Some(Protocol::Grpc)) => {
+                    let _ = grpc.send(stream).await;
+                }
+                Ok(Some(_)) => spark_rpc::serve_connection(stream, handle, spark_cfg, stop).await,
+                Ok(None) => debug!(%peer, "connection closed before saying anything"),
+                Err(_) => debug!(%peer, "connection silent for too long; dropped"),
+            }
+        });
+    }
+}
+
+/// Peeks (without consuming) until the first bytes tell gRPC from Spark RPC; `None` when the
+/// peer closes first.
+async fn sniff(stream: &TcpStream) -> Option<Protocol> {
+    let mut buf = [0u8; 32];
+    let mut last = 0;
+    loop {
+        let n = stream.peek(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        match detect_protocol(&buf[..n]) {
+            Protocol::NeedMoreBytes => {
+                if n == last {
+                    // `peek` returns at once while bytes are waiting: poll gently for more.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                last = n;
+            }
+            p => return Some(p),
+        }
+    }
 }

@@ -13,8 +13,12 @@ pub mod web;
 use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::BytesMut;
+use flint_proto::spark::{
+    Frame, FrameDecoder, MessageEncoder, RequestMessage, SparkLine, SparkMessage, decode_message,
+};
 use flint_proto::types::WorkerId;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -39,7 +43,9 @@ fn worker_id(host: &str, port: u16) -> WorkerId {
     WorkerId(flint_proto::ids::worker_id(wall_ms, host, port))
 }
 
-/// Holds executors' liveness connections until they close or the worker stops.
+/// Holds executors' liveness connections until they close or the worker stops, answering
+/// Spark's endpoint check (`CheckExistence("Worker")` → `true`) on them: a Spark executor's
+/// `WorkerWatcher` asks it once and then only watches the connection.
 async fn serve_endpoint(listener: TcpListener, mut stop: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
@@ -47,20 +53,80 @@ async fn serve_endpoint(listener: TcpListener, mut stop: watch::Receiver<bool>) 
             _ = crate::session::stopped(&mut stop) => break,
         };
         match accepted {
-            Ok((mut sock, peer)) => {
-                let mut stop = stop.clone();
+            Ok((sock, peer)) => {
+                let stop = stop.clone();
                 tokio::spawn(async move {
                     debug!(%peer, "endpoint connection");
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        tokio::select! {
-                            n = sock.read(&mut buf) => match n { Ok(0) | Err(_) => break, Ok(_) => {} },
-                            _ = crate::session::stopped(&mut stop) => break,
-                        }
-                    }
+                    endpoint_connection(sock, stop).await;
+                    debug!(%peer, "endpoint connection closed");
                 });
             }
-            Err(e) => debug!(error = %e, "accept failed"),
+            Err(e) => {
+                debug!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The reply to one Spark frame sent to the worker's endpoint, if it needs one.
+fn endpoint_reply(frame: Frame) -> Option<Frame> {
+    let Frame::RpcRequest { request_id, body } = frame else {
+        return None;
+    };
+    let reply = (|| {
+        let request = RequestMessage::decode(&body).ok()?;
+        let decoded = decode_message(&request.payload).ok()?;
+        let SparkMessage::CheckExistence { name } = &decoded.message else {
+            return None;
+        };
+        let mut encoder = MessageEncoder::new(decoded.spark_line().unwrap_or(SparkLine::V3_5));
+        encoder.learn(&decoded.stream);
+        encoder
+            .encode(&SparkMessage::Boolean(name == "Worker"))
+            .ok()
+    })();
+    Some(match reply {
+        Some(body) => Frame::RpcResponse {
+            request_id,
+            body: body.into(),
+        },
+        None => Frame::RpcFailure {
+            request_id,
+            error: "flint-worker only answers CheckExistence".into(),
+        },
+    })
+}
+
+async fn endpoint_connection(mut sock: tokio::net::TcpStream, mut stop: watch::Receiver<bool>) {
+    let decoder = FrameDecoder::new();
+    let mut buf = BytesMut::with_capacity(4096);
+    // After bytes that are not Spark frames, only hold the connection (it is still a
+    // liveness link for whoever opened it).
+    let mut framed = true;
+    loop {
+        while framed {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    if let Some(reply) = endpoint_reply(frame).and_then(|f| f.to_bytes().ok())
+                        && sock.write_all(&reply).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(error = %e, "endpoint connection is not Spark RPC");
+                    framed = false;
+                }
+            }
+        }
+        if !framed {
+            buf.clear();
+        }
+        tokio::select! {
+            n = sock.read_buf(&mut buf) => match n { Ok(0) | Err(_) => return, Ok(_) => {} },
+            _ = crate::session::stopped(&mut stop) => return,
         }
     }
 }

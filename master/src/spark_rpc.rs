@@ -1,0 +1,560 @@
+//! Spark's own RPC protocol on the master's port: what a stock Spark 3.5/4.0 driver in client
+//! deploy mode (`spark-submit --master spark://host:port`) says to a standalone master.
+//!
+//! [`crate::run`] peeks at the first bytes of every accepted connection and hands the Spark
+//! ones here ([`serve_connection`]). Per connection:
+//!
+//! - `RpcRequest` to `endpoint-verifier` with `CheckExistence("Master")` → `RpcResponse`
+//!   `Boolean(true)` (`false` for any other endpoint name);
+//! - one-way `RegisterApplication` → an application session on the [`MasterHandle`]; its
+//!   events go back on this connection as one-way messages to the driver's `AppClient`
+//!   endpoint (`RegisteredApplication`, `ExecutorAdded`, `ExecutorUpdated`, `WorkerRemoved`,
+//!   `ApplicationRemoved`);
+//! - one-way `UnregisterApplication` → [`AppRequest::Unregister`];
+//! - asked `RequestExecutors`/`KillExecutors` → the core, then `Boolean` (`true` when accepted);
+//! - anything else: logged and ignored (asks get an `RpcFailure`);
+//! - the connection closing ends the application's session; bytes that are not Spark frames
+//!   close the connection.
+//!
+//! The executors' command is carried in the core's [`CommandSpec`] by the convention in
+//! docs/runtime-contract.md ("Spark executors"): see [`spark_command_spec`].
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use flint_proto::spark::messages::{
+    ApplicationDescription, Command, EndpointRef, ExecutorState as SparkState,
+};
+use flint_proto::spark::{
+    DecodedMessage, Frame, FrameDecoder, MessageEncoder, RequestHeader, RequestMessage, RpcAddress,
+    SparkLine, SparkMessage, decode_message,
+};
+use flint_proto::types::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use crate::actor::MasterHandle;
+use crate::core::ConnId;
+
+/// Env var of a Spark executor command: the JVM main class (its presence marks the command as
+/// a Spark one).
+pub const SPARK_MAIN_CLASS_ENV: &str = "FLINT_SPARK_MAIN_CLASS";
+/// Env var of a Spark executor command: how many of `args` are JVM options.
+pub const SPARK_JAVA_OPTS_ENV: &str = "FLINT_SPARK_JAVA_OPTS";
+/// Env var of a Spark executor command: `Command.classPathEntries`, joined with `:`.
+pub const SPARK_CLASSPATH_ENV: &str = "FLINT_SPARK_CLASSPATH";
+/// Env var of a Spark executor command: `Command.libraryPathEntries`, joined with `:`.
+pub const SPARK_LIBRARY_PATH_ENV: &str = "FLINT_SPARK_LIBRARY_PATH";
+
+/// Where this master says it is (the `sender` of what it sends, the `Master` endpoint ref).
+#[derive(Clone, Debug)]
+pub struct SparkRpcConfig {
+    pub host: String,
+    pub port: u16,
+}
+
+/// How a Spark `Command` travels in a [`CommandSpec`]: program `java`; `args` = the JVM
+/// options, then the main class, then the main class's arguments (placeholders untouched);
+/// `env` = the command's environment plus [`SPARK_MAIN_CLASS_ENV`], [`SPARK_JAVA_OPTS_ENV`]
+/// (the number of JVM options), and, when non-empty, [`SPARK_CLASSPATH_ENV`] and
+/// [`SPARK_LIBRARY_PATH_ENV`]. The worker builds the real JVM command line from it.
+pub fn spark_command_spec(cmd: &Command) -> CommandSpec {
+    let mut env = cmd.environment.clone();
+    env.insert(SPARK_MAIN_CLASS_ENV.into(), cmd.main_class.clone());
+    env.insert(SPARK_JAVA_OPTS_ENV.into(), cmd.java_opts.len().to_string());
+    if !cmd.class_path_entries.is_empty() {
+        env.insert(SPARK_CLASSPATH_ENV.into(), cmd.class_path_entries.join(":"));
+    }
+    if !cmd.library_path_entries.is_empty() {
+        env.insert(
+            SPARK_LIBRARY_PATH_ENV.into(),
+            cmd.library_path_entries.join(":"),
+        );
+    }
+    let mut args = cmd.java_opts.clone();
+    args.push(cmd.main_class.clone());
+    args.extend(cmd.arguments.iter().cloned());
+    CommandSpec {
+        program: "java".into(),
+        args,
+        env,
+    }
+}
+
+/// The core's description of a Spark driver's application.
+pub fn app_description(app: &ApplicationDescription) -> AppDescription {
+    let positive = |v: Option<i64>| v.filter(|v| *v > 0);
+    AppDescription {
+        name: app.name.clone(),
+        user: app.user.clone(),
+        cores_per_executor: positive(app.executor_cores()).map(|c| c.min(u32::MAX as i64) as u32),
+        memory_per_executor_mb: positive(app.executor_memory_mb()).unwrap_or(1024) as u64,
+        max_cores: app.max_cores.filter(|c| *c > 0).map(|c| c as u32),
+        command: spark_command_spec(&app.command),
+        initial_executor_limit: app
+            .initial_executor_limit
+            .filter(|c| *c >= 0)
+            .map(|c| c as u32),
+        app_ui_url: app.app_ui_url.clone(),
+    }
+}
+
+fn spark_state(s: ExecutorState) -> SparkState {
+    match s {
+        ExecutorState::Launching => SparkState::Launching,
+        ExecutorState::Running => SparkState::Running,
+        ExecutorState::Killed => SparkState::Killed,
+        ExecutorState::Failed => SparkState::Failed,
+        ExecutorState::Lost => SparkState::Lost,
+        ExecutorState::Exited => SparkState::Exited,
+        ExecutorState::Decommissioned => SparkState::Decommissioned,
+    }
+}
+
+/// The Spark message for an application event (`None`: nothing to tell a Spark driver).
+fn app_event_message(ev: AppEvent, master: &RpcAddress) -> Option<SparkMessage> {
+    Some(match ev {
+        AppEvent::Registered { app_id, .. } => SparkMessage::RegisteredApplication {
+            app_id: app_id.0,
+            master: EndpointRef::new("Master", Some(master.clone())),
+        },
+        AppEvent::ExecutorAdded {
+            executor_id,
+            worker_id,
+            host_port,
+            cores,
+            memory_mb,
+        } => SparkMessage::ExecutorAdded {
+            id: executor_id as i32,
+            worker_id: worker_id.0,
+            host_port,
+            cores: cores.min(i32::MAX as u32) as i32,
+            memory: memory_mb.min(i32::MAX as u64) as i32,
+        },
+        AppEvent::ExecutorUpdated {
+            executor_id,
+            state,
+            message,
+            exit_status,
+            worker_host,
+        } => SparkMessage::ExecutorUpdated {
+            id: executor_id as i32,
+            state: spark_state(state),
+            message,
+            exit_status,
+            worker_host,
+        },
+        AppEvent::WorkerRemoved {
+            worker_id,
+            host,
+            message,
+        } => SparkMessage::WorkerRemoved {
+            id: worker_id.0,
+            host,
+            message,
+        },
+        AppEvent::ApplicationRemoved { message, .. } => {
+            SparkMessage::ApplicationRemoved { message }
+        }
+        AppEvent::RequestResult { .. } => return None,
+    })
+}
+
+/// One-way frame `msg` from `sender` to `endpoint` at `receiver`.
+fn one_way(
+    encoder: &MessageEncoder,
+    sender: &RpcAddress,
+    receiver: Option<RpcAddress>,
+    endpoint: &str,
+    msg: &SparkMessage,
+) -> Result<Bytes, String> {
+    let payload = encoder.encode(msg).map_err(|e| e.to_string())?;
+    let body = RequestMessage {
+        header: RequestHeader {
+            sender: Some(sender.clone()),
+            receiver,
+            endpoint: endpoint.into(),
+        },
+        payload: payload.into(),
+    }
+    .encode()
+    .map_err(|e| e.to_string())?;
+    Frame::OneWayMessage { body: body.into() }
+        .to_bytes()
+        .map_err(|e| e.to_string())
+}
+
+fn boolean_reply(encoder: &MessageEncoder, request_id: i64, value: bool) -> Option<Bytes> {
+    let body = encoder.encode(&SparkMessage::Boolean(value)).ok()?;
+    Frame::RpcResponse {
+        request_id,
+        body: body.into(),
+    }
+    .to_bytes()
+    .ok()
+}
+
+fn failure(request_id: i64, error: String) -> Option<Bytes> {
+    Frame::RpcFailure { request_id, error }.to_bytes().ok()
+}
+
+/// Per-connection state.
+struct Conn {
+    handle: MasterHandle,
+    cfg: SparkRpcConfig,
+    out: mpsc::UnboundedSender<Bytes>,
+    encoder: Option<MessageEncoder>,
+    /// The application session opened by `RegisterApplication`, if any.
+    session: Option<ConnId>,
+    peer: String,
+}
+
+impl Conn {
+    fn master_address(&self) -> RpcAddress {
+        RpcAddress::new(self.cfg.host.clone(), i32::from(self.cfg.port))
+    }
+
+    /// The encoder for this peer: its line from the first message that tells, then every
+    /// class descriptor it sent.
+    fn learn(&mut self, decoded: &DecodedMessage) {
+        match &mut self.encoder {
+            Some(enc) => {
+                enc.learn(&decoded.stream);
+            }
+            None => {
+                if let Some(line) = decoded.spark_line() {
+                    let mut enc = MessageEncoder::new(line);
+                    enc.learn(&decoded.stream);
+                    self.encoder = Some(enc);
+                }
+            }
+        }
+    }
+
+    fn encoder(&self) -> MessageEncoder {
+        self.encoder
+            .clone()
+            .unwrap_or_else(|| MessageEncoder::new(SparkLine::V3_5))
+    }
+
+    fn send(&self, frame: Option<Bytes>) {
+        if let Some(f) = frame {
+            let _ = self.out.send(f);
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) -> Result<(), String> {
+        let (request_id, body) = match frame {
+            Frame::RpcRequest { request_id, body } => (Some(request_id), body),
+            Frame::OneWayMessage { body } => (None, body),
+            Frame::RpcResponse { request_id, .. } | Frame::RpcFailure { request_id, .. } => {
+                debug!(peer = %self.peer, request_id, "ignoring a response: the master asks nothing");
+                return Ok(());
+            }
+        };
+        let request = RequestMessage::decode(&body).map_err(|e| e.to_string())?;
+        let decoded = match decode_message(&request.payload) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(peer = %self.peer, endpoint = %request.header.endpoint, error = %e, "unreadable Spark message; ignored");
+                if let Some(id) = request_id {
+                    self.send(failure(
+                        id,
+                        format!("flint-master cannot read this message: {e}"),
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        self.learn(&decoded);
+        let header = request.header;
+        match (decoded.message, request_id) {
+            (SparkMessage::CheckExistence { name }, Some(id)) => {
+                debug!(peer = %self.peer, %name, "endpoint check");
+                self.send(boolean_reply(&self.encoder(), id, name == "Master"));
+            }
+            (SparkMessage::RegisterApplication { app, driver }, _) => {
+                self.register(app, driver.address.or(header.sender)).await;
+            }
+            (SparkMessage::UnregisterApplication { app_id }, _) => {
+                if let Some(conn) = self.session {
+                    info!(peer = %self.peer, %app_id, "Spark driver unregistered its application");
+                    if let Err(e) = self.handle.app_request(conn, AppRequest::Unregister).await {
+                        debug!(%app_id, error = %e, "unregister refused");
+                    }
+                }
+            }
+            (SparkMessage::RequestExecutors { app_id, totals }, id) => {
+                let total: i64 = totals.iter().map(|(_, n)| i64::from((*n).max(0))).sum();
+                let ok = self
+                    .ask(AppRequest::RequestExecutors {
+                        request_id: 0,
+                        total: total.min(u32::MAX as i64) as u32,
+                    })
+                    .await;
+                debug!(%app_id, total, ok, "RequestExecutors");
+                if let Some(id) = id {
+                    self.send(boolean_reply(&self.encoder(), id, ok));
+                }
+            }
+            (
+                SparkMessage::KillExecutors {
+                    app_id,
+                    executor_ids,
+                },
+                id,
+            ) => {
+                let ids: Vec<ExecutorId> = executor_ids
+                    .iter()
+                    .filter_map(|s| s.trim().parse().ok())
+                    .collect();
+                let ok = self
+                    .ask(AppRequest::KillExecutors {
+                        request_id: 0,
+                        executor_ids: ids,
+                    })
+                    .await;
+                debug!(%app_id, ?executor_ids, ok, "KillExecutors");
+                if let Some(id) = id {
+                    self.send(boolean_reply(&self.encoder(), id, ok));
+                }
+            }
+            (other, id) => {
+                warn!(peer = %self.peer, endpoint = %header.endpoint, message = ?std::mem::discriminant(&other), "Spark message not handled by flint-master; ignored");
+                if let Some(id) = id {
+                    self.send(failure(
+                        id,
+                        "flint-master does not handle this message".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn ask(&self, req: AppRequest) -> bool {
+        match self.session {
+            Some(conn) => self.handle.app_request(conn, req).await.is_ok(),
+            None => false,
+        }
+    }
+
+    async fn register(&mut self, app: ApplicationDescription, driver: Option<RpcAddress>) {
+        if self.session.is_some() {
+            // A driver re-sends RegisterApplication when it heard nothing back within 20 s;
+            // the registration on this connection stands (its reply is already on its way).
+            debug!(peer = %self.peer, "RegisterApplication again on the same connection; ignored");
+            return;
+        }
+        let desc = app_description(&app);
+        let conn = self.handle.new_conn();
+        let encoder = self.encoder();
+        let master = self.master_address();
+        let out = self.out.clone();
+        let peer = self.peer.clone();
+        info!(peer = %self.peer, name = %desc.name, user = %desc.user, line = %encoder.line(),
+              cores_per_executor = ?desc.cores_per_executor, memory_mb = desc.memory_per_executor_mb,
+              max_cores = ?desc.max_cores, "Spark driver registering an application");
+        self.handle.open_app_session(
+            conn,
+            Box::new(move |ev| {
+                let Some(msg) = app_event_message(ev, &master) else {
+                    return true;
+                };
+                match one_way(&encoder, &master, driver.clone(), "AppClient", &msg) {
+                    Ok(frame) => out.send(frame).is_ok(),
+                    Err(e) => {
+                        warn!(%peer, error = %e, "cannot encode a message for the Spark driver");
+                        true
+                    }
+                }
+            }),
+        );
+        self.session = Some(conn);
+        let driver_url = app
+            .command
+            .arguments
+            .iter()
+            .position(|a| a == "--driver-url")
+            .and_then(|i| app.command.arguments.get(i + 1))
+            .cloned()
+            .unwrap_or_default();
+        if let Err(e) = self
+            .handle
+            .app_request(
+                conn,
+                AppRequest::Register {
+                    app: desc,
+                    driver_url,
+                },
+            )
+            .await
+        {
+            warn!(peer = %self.peer, error = %e, "application registration refused");
+            self.handle.close_session(conn);
+            self.session = None;
+        }
+    }
+}
+
+/// Serves one Spark RPC connection until the peer closes it, it sends garbage, or `stop`.
+pub async fn serve_connection(
+    stream: TcpStream,
+    handle: MasterHandle,
+    cfg: SparkRpcConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    debug!(%peer, "Spark RPC connection");
+    let (mut reader, mut writer) = stream.into_split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let write_task = tokio::spawn(async move {
+        while let Some(frame) = out_rx.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let mut conn = Conn {
+        handle,
+        cfg,
+        out: out_tx,
+        encoder: None,
+        session: None,
+        peer: peer.clone(),
+    };
+    let decoder = FrameDecoder::new();
+    let mut buf = BytesMut::with_capacity(8192);
+    'conn: loop {
+        loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    if let Err(e) = conn.on_frame(frame).await {
+                        warn!(%peer, error = %e, "bad Spark RPC message; closing the connection");
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(%peer, error = %e, "not a Spark RPC frame; closing the connection");
+                    break 'conn;
+                }
+            }
+        }
+        tokio::select! {
+            n = reader.read_buf(&mut buf) => match n {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    if let Some(session) = conn.session.take() {
+        debug!(%peer, "Spark driver connection closed; ending its application session");
+        conn.handle.close_session(session);
+    }
+    drop(conn);
+    // Let queued replies go out, but never hang on a peer that stopped reading.
+    let _ = tokio::time::timeout(Duration::from_secs(2), write_task).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn app_events_become_one_way_messages_to_the_app_client() {
+        let master = RpcAddress::new("127.0.0.1", 7077);
+        let driver = Some(RpcAddress::new("127.0.0.1", 40000));
+        for line in [SparkLine::V3_5, SparkLine::V4_0] {
+            let encoder = MessageEncoder::new(line);
+            let events = [
+                AppEvent::Registered {
+                    app_id: AppId("app-20261122040305-0000".into()),
+                    master_url: "spark://127.0.0.1:7077".into(),
+                },
+                AppEvent::ExecutorAdded {
+                    executor_id: 3,
+                    worker_id: WorkerId("worker-1".into()),
+                    host_port: "127.0.0.1:7078".into(),
+                    cores: 2,
+                    memory_mb: 512,
+                },
+                AppEvent::ExecutorUpdated {
+                    executor_id: 3,
+                    state: ExecutorState::Exited,
+                    message: Some("exited".into()),
+                    exit_status: Some(1),
+                    worker_host: None,
+                },
+                AppEvent::ApplicationRemoved {
+                    state: ApplicationState::Killed,
+                    message: "killed".into(),
+                },
+            ];
+            for ev in events {
+                let msg = app_event_message(ev, &master).expect("a message");
+                let bytes =
+                    one_way(&encoder, &master, driver.clone(), "AppClient", &msg).expect("frame");
+                let mut buf = BytesMut::from(&bytes[..]);
+                let Ok(Some(Frame::OneWayMessage { body })) = FrameDecoder::new().decode(&mut buf)
+                else {
+                    panic!("not a one-way frame");
+                };
+                let req = RequestMessage::decode(&body).expect("header");
+                assert_eq!(req.header.endpoint, "AppClient");
+                assert_eq!(req.header.receiver, driver);
+                assert_eq!(req.header.sender, Some(master.clone()));
+                let decoded = decode_message(&req.payload).expect("decodes");
+                assert_eq!(decoded.message, msg, "{line}");
+            }
+            assert!(
+                app_event_message(
+                    AppEvent::RequestResult {
+                        request_id: 1,
+                        ok: true,
+                        message: String::new()
+                    },
+                    &master
+                )
+                .is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn spark_command_spec_keeps_every_part_of_the_command() {
+        let cmd = Command {
+            main_class: "org.apache.spark.executor.CoarseGrainedExecutorBackend".into(),
+            arguments: vec!["--executor-id".into(), "{{EXECUTOR_ID}}".into()],
+            environment: BTreeMap::from([("SPARK_USER".into(), "alice".into())]),
+            class_path_entries: vec!["/a.jar".into(), "/b.jar".into()],
+            library_path_entries: vec![],
+            java_opts: vec!["-Dspark.driver.port=1".into(), "-Dx={{APP_ID}}".into()],
+        };
+        let spec = spark_command_spec(&cmd);
+        assert_eq!(spec.program, "java");
+        assert_eq!(
+            spec.args,
+            [
+                "-Dspark.driver.port=1",
+                "-Dx={{APP_ID}}",
+                "org.apache.spark.executor.CoarseGrainedExecutorBackend",
+                "--executor-id",
+                "{{EXECUTOR_ID}}"
+            ]
+        );
+        assert_eq!(spec.env[SPARK_JAVA_OPTS_ENV], "2");
+        assert_eq!(spec.env[SPARK_MAIN_CLASS_ENV], cmd.main_class);
+        assert_eq!(spec.env[SPARK_CLASSPATH_ENV], "/a.jar:/b.jar");
+        assert!(!spec.env.contains_key(SPARK_LIBRARY_PATH_ENV));
+        assert_eq!(spec.env["SPARK_USER"], "alice");
+    }
+}
