@@ -32,6 +32,18 @@ pub struct WorkerEnv {
     pub kill_grace: Duration,
 }
 
+impl WorkerEnv {
+    /// What every child learns about where it runs (executors and drivers alike).
+    fn child_env(&self, master_url: &str) -> [(&'static str, String); 4] {
+        [
+            ("FLINT_HOSTNAME", self.host.clone()),
+            ("FLINT_WORKER_ID", self.worker_id.0.clone()),
+            ("FLINT_WORKER_URL", self.worker_url.clone()),
+            ("FLINT_MASTER_URL", master_url.to_owned()),
+        ]
+    }
+}
+
 /// Asks a running child to stop. Dropping it does nothing.
 pub struct KillSwitch(Option<oneshot::Sender<()>>);
 
@@ -240,15 +252,14 @@ async fn run_executor(
         ("FLINT_APP_ID", l.app_id.0.clone()),
         ("FLINT_EXECUTOR_CORES", cores.clone()),
         ("FLINT_EXECUTOR_MEMORY_MB", l.memory_mb.to_string()),
-        ("FLINT_HOSTNAME", env.host.clone()),
-        ("FLINT_WORKER_ID", env.worker_id.0.clone()),
-        ("FLINT_WORKER_URL", env.worker_url.clone()),
-        ("FLINT_MASTER_URL", master_url),
         ("SPARK_EXECUTOR_MEMORY", format!("{}m", l.memory_mb)),
         ("SPARK_EXECUTOR_DIRS", dir.join("tmp").display().to_string()),
         ("SPARK_LOG_URL_STDOUT", log_url("stdout")),
         ("SPARK_LOG_URL_STDERR", log_url("stderr")),
-    ] {
+    ]
+    .into_iter()
+    .chain(env.child_env(&master_url))
+    {
         child_env.insert(k.to_owned(), v);
     }
     let spec = ProcessSpec {
@@ -355,11 +366,10 @@ async fn run_driver(
         ("FLINT_APP_RESOURCE", desc.app_resource.clone()),
         ("FLINT_DRIVER_CORES", desc.cores.to_string()),
         ("FLINT_DRIVER_MEMORY_MB", desc.memory_mb.to_string()),
-        ("FLINT_HOSTNAME", env.host.clone()),
-        ("FLINT_WORKER_ID", env.worker_id.0.clone()),
-        ("FLINT_WORKER_URL", env.worker_url.clone()),
-        ("FLINT_MASTER_URL", master_url),
-    ] {
+    ]
+    .into_iter()
+    .chain(env.child_env(&master_url))
+    {
         child_env.insert(k.to_owned(), v);
     }
     let spec = ProcessSpec {
