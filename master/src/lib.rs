@@ -65,8 +65,7 @@ pub async fn run(
         http_tasks.extend(web::spawn(web, handle.clone(), web_cfg, stop_rx.clone()));
     }
     if let (Some(rest), Some(rest_port)) = (listeners.rest, rest_port) {
-        let rest_cfg =
-            rest::RestConfig::from_conf(&cfg.conf, &cfg.core.master_url, cfg.port, rest_port);
+        let rest_cfg = rest::RestConfig::new(&cfg.core.master_url, cfg.port, rest_port);
         http_tasks.push(tokio::spawn(rest::serve(
             rest,
             handle.clone(),

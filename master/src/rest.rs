@@ -16,7 +16,8 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use flint_client::rest::*;
-use flint_proto::conf::SparkConf;
+use flint_proto::spark::command::{DRIVER_WRAPPER, spark_command_spec, submitted_env};
+use flint_proto::spark::messages::Command as SparkCommand;
 use flint_proto::types::*;
 use flint_proto::units::parse_memory_mb;
 use serde_json::{Map, Value};
@@ -35,21 +36,14 @@ pub struct RestConfig {
     pub rpc_port: u16,
     pub rest_port: u16,
     pub master_url: String,
-    /// `spark.home` (the master's `SPARK_HOME`): `<spark.home>/jars/*` goes on the
-    /// driver's class path. Workers are expected to share the layout, as Spark assumes.
-    pub spark_home: Option<String>,
 }
 
 impl RestConfig {
-    pub fn from_conf(conf: &SparkConf, master_url: &str, rpc_port: u16, rest_port: u16) -> Self {
+    pub fn new(master_url: &str, rpc_port: u16, rest_port: u16) -> Self {
         Self {
             rpc_port,
             rest_port,
             master_url: master_url.to_owned(),
-            spark_home: conf
-                .get("spark.home")
-                .map(str::to_owned)
-                .filter(|s| !s.trim().is_empty()),
         }
     }
 }
@@ -256,11 +250,12 @@ fn split_command(s: &str) -> Vec<String> {
     out
 }
 
-/// Spark's `StandaloneSubmitRequestServlet.buildDriverDescription`, with the command made
-/// concrete (Flint's commands are program + arguments): `java -cp <class path>
-/// -Xmx<mem>M <-Dspark.* for every property> <defaultJavaOptions> <extraJavaOptions>
-/// org.apache.spark.deploy.worker.DriverWrapper {{WORKER_URL}} {{USER_JAR}} <mainClass> <args…>`.
-/// The class path is `spark.driver.extraClassPath` followed by `<spark.home>/jars/*`.
+/// Spark's `StandaloneSubmitRequestServlet.buildDriverDescription`: a `DriverWrapper` command
+/// (`{{WORKER_URL}} {{USER_JAR}} <mainClass> <args…>`) whose JVM options are `-D` for every
+/// property, then `spark.driver.defaultJavaOptions` and `spark.driver.extraJavaOptions`, with
+/// `spark.driver.extraClassPath` as class path entries. It travels in the Spark command layout
+/// ([`flint_proto::spark::command`]): the worker adds its own `SPARK_HOME`'s jars, `-Xmx` and
+/// the Java 17 module options.
 fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription, String> {
     let mut props = c.props.clone();
     // The driver talks to the master's RPC port, not to this server.
@@ -291,7 +286,7 @@ fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription,
         .get("spark.driver.supervise")
         .map(|v| v == "true")
         .unwrap_or(false);
-    let mut class_path: Vec<String> = props
+    let class_path_entries: Vec<String> = props
         .get("spark.driver.extraClassPath")
         .map(|cp| {
             cp.split(':')
@@ -300,47 +295,43 @@ fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription,
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(home) = &cfg.spark_home {
-        class_path.push(format!("{}/jars/*", home.trim_end_matches('/')));
-    }
-    let mut args = Vec::new();
-    if !class_path.is_empty() {
-        args.push("-cp".to_owned());
-        args.push(class_path.join(":"));
-    }
-    args.push(format!("-Xmx{memory_mb}M"));
-    args.extend(props.iter().map(|(k, v)| format!("-D{k}={v}")));
+    let library_path_entries: Vec<String> = props
+        .get("spark.driver.extraLibraryPath")
+        .map(|cp| {
+            cp.split(':')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut java_opts: Vec<String> = props.iter().map(|(k, v)| format!("-D{k}={v}")).collect();
     for k in [
         "spark.driver.defaultJavaOptions",
         "spark.driver.extraJavaOptions",
     ] {
         if let Some(v) = props.get(k) {
-            args.extend(split_command(v));
+            java_opts.extend(split_command(v));
         }
     }
-    args.push(crate::web::json::DRIVER_WRAPPER.to_owned());
-    args.push("{{WORKER_URL}}".into());
-    args.push("{{USER_JAR}}".into());
-    args.push(c.main_class.clone());
-    args.extend(c.app_args.iter().cloned());
-    let mut env: BTreeMap<String, String> = c
-        .env
-        .iter()
-        .filter(|(k, _)| k.as_str() != "SPARK_LOCAL_IP" && k.as_str() != "SPARK_LOCAL_HOSTNAME")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if let Some(lib) = props.get("spark.driver.extraLibraryPath") {
-        env.insert("LD_LIBRARY_PATH".into(), lib.clone());
-    }
+    let mut arguments = vec![
+        "{{WORKER_URL}}".to_owned(),
+        "{{USER_JAR}}".to_owned(),
+        c.main_class.clone(),
+    ];
+    arguments.extend(c.app_args.iter().cloned());
+    let command = SparkCommand {
+        main_class: DRIVER_WRAPPER.to_owned(),
+        arguments,
+        environment: submitted_env(&c.env),
+        class_path_entries,
+        library_path_entries,
+        java_opts,
+    };
     Ok(DriverDescription {
         name: props.get("spark.app.name").cloned().unwrap_or_default(),
         app_resource: c.app_resource.clone(),
         app_sha256: None,
-        command: CommandSpec {
-            program: "java".into(),
-            args,
-            env,
-        },
+        command: spark_command_spec(&command),
         cores,
         memory_mb,
         supervise,
@@ -521,7 +512,6 @@ mod tests {
             rpc_port: 7077,
             rest_port: 6066,
             master_url: "spark://m:7077".into(),
-            spark_home: Some("/opt/spark".into()),
         }
     }
 
@@ -562,9 +552,11 @@ mod tests {
         assert_eq!(d.name, "JavaPi");
         assert_eq!(d.command.program, "java");
         let a = &d.command.args;
-        assert_eq!(
-            a[..3],
-            ["-cp", "/a.jar:/b.jar:/opt/spark/jars/*", "-Xmx512M"]
+        assert!(flint_proto::spark::command::is_spark_command(&d.command));
+        assert_eq!(d.command.env["FLINT_SPARK_CLASSPATH"], "/a.jar:/b.jar");
+        assert!(
+            !a.iter().any(|x| x.starts_with("-Xmx") || x == "-cp"),
+            "{a:?}"
         );
         assert!(a.contains(&"-Dspark.master=spark://127.0.0.1:7077".to_owned()));
         assert!(a.contains(&"-Dx=a b".to_owned()), "{a:?}");

@@ -17,13 +17,15 @@
 //!   close the connection.
 //!
 //! The executors' command is carried in the core's [`CommandSpec`] by the convention in
-//! docs/runtime-contract.md ("Spark executors"): see [`spark_command_spec`].
+//! docs/runtime-contract.md ("Spark executors"): see [`flint_proto::spark::command`].
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use flint_proto::spark::command::{app_description, driver_description};
 use flint_proto::spark::messages::{
-    ApplicationDescription, Command, EndpointRef, ExecutorState as SparkState,
+    ApplicationDescription, DriverState as SparkDriverState, EndpointRef,
+    ExecutorState as SparkState,
 };
 use flint_proto::spark::{
     DecodedMessage, Frame, FrameDecoder, MessageEncoder, RequestHeader, RequestMessage, RpcAddress,
@@ -36,69 +38,13 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::actor::MasterHandle;
-use crate::core::ConnId;
-
-/// Env var of a Spark executor command: the JVM main class (its presence marks the command as
-/// a Spark one).
-pub const SPARK_MAIN_CLASS_ENV: &str = "FLINT_SPARK_MAIN_CLASS";
-/// Env var of a Spark executor command: how many of `args` are JVM options.
-pub const SPARK_JAVA_OPTS_ENV: &str = "FLINT_SPARK_JAVA_OPTS";
-/// Env var of a Spark executor command: `Command.classPathEntries`, joined with `:`.
-pub const SPARK_CLASSPATH_ENV: &str = "FLINT_SPARK_CLASSPATH";
-/// Env var of a Spark executor command: `Command.libraryPathEntries`, joined with `:`.
-pub const SPARK_LIBRARY_PATH_ENV: &str = "FLINT_SPARK_LIBRARY_PATH";
+use crate::core::{ConnId, CoreError};
 
 /// Where this master says it is (the `sender` of what it sends, the `Master` endpoint ref).
 #[derive(Clone, Debug)]
 pub struct SparkRpcConfig {
     pub host: String,
     pub port: u16,
-}
-
-/// How a Spark `Command` travels in a [`CommandSpec`]: program `java`; `args` = the JVM
-/// options, then the main class, then the main class's arguments (placeholders untouched);
-/// `env` = the command's environment plus [`SPARK_MAIN_CLASS_ENV`], [`SPARK_JAVA_OPTS_ENV`]
-/// (the number of JVM options), and, when non-empty, [`SPARK_CLASSPATH_ENV`] and
-/// [`SPARK_LIBRARY_PATH_ENV`]. The worker builds the real JVM command line from it.
-pub fn spark_command_spec(cmd: &Command) -> CommandSpec {
-    let mut env = cmd.environment.clone();
-    env.insert(SPARK_MAIN_CLASS_ENV.into(), cmd.main_class.clone());
-    env.insert(SPARK_JAVA_OPTS_ENV.into(), cmd.java_opts.len().to_string());
-    if !cmd.class_path_entries.is_empty() {
-        env.insert(SPARK_CLASSPATH_ENV.into(), cmd.class_path_entries.join(":"));
-    }
-    if !cmd.library_path_entries.is_empty() {
-        env.insert(
-            SPARK_LIBRARY_PATH_ENV.into(),
-            cmd.library_path_entries.join(":"),
-        );
-    }
-    let mut args = cmd.java_opts.clone();
-    args.push(cmd.main_class.clone());
-    args.extend(cmd.arguments.iter().cloned());
-    CommandSpec {
-        program: "java".into(),
-        args,
-        env,
-    }
-}
-
-/// The core's description of a Spark driver's application.
-pub fn app_description(app: &ApplicationDescription) -> AppDescription {
-    let positive = |v: Option<i64>| v.filter(|v| *v > 0);
-    AppDescription {
-        name: app.name.clone(),
-        user: app.user.clone(),
-        cores_per_executor: positive(app.executor_cores()).map(|c| c.min(u32::MAX as i64) as u32),
-        memory_per_executor_mb: positive(app.executor_memory_mb()).unwrap_or(1024) as u64,
-        max_cores: app.max_cores.filter(|c| *c > 0).map(|c| c as u32),
-        command: spark_command_spec(&app.command),
-        initial_executor_limit: app
-            .initial_executor_limit
-            .filter(|c| *c >= 0)
-            .map(|c| c as u32),
-        app_ui_url: app.app_ui_url.clone(),
-    }
 }
 
 fn spark_state(s: ExecutorState) -> SparkState {
@@ -194,6 +140,33 @@ fn boolean_reply(encoder: &MessageEncoder, request_id: i64, value: bool) -> Opti
     }
     .to_bytes()
     .ok()
+}
+
+fn reply(encoder: &MessageEncoder, request_id: i64, msg: &SparkMessage) -> Option<Bytes> {
+    let body = match encoder.encode(msg) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "cannot encode a reply for a Spark client");
+            return failure(
+                request_id,
+                format!("flint-master cannot encode its reply: {e}"),
+            );
+        }
+    };
+    Frame::RpcResponse {
+        request_id,
+        body: body.into(),
+    }
+    .to_bytes()
+    .ok()
+}
+
+/// Spark's name for a driver state is Flint's.
+fn spark_driver_state(s: DriverState) -> SparkDriverState {
+    (0..8)
+        .filter_map(SparkDriverState::from_id)
+        .find(|x| x.as_str() == s.as_str())
+        .unwrap_or(SparkDriverState::Unknown)
 }
 
 fn failure(request_id: i64, error: String) -> Option<Bytes> {
@@ -321,6 +294,18 @@ impl Conn {
                     self.send(boolean_reply(&self.encoder(), id, ok));
                 }
             }
+            (SparkMessage::RequestSubmitDriver { driver }, Some(id)) => {
+                let msg = self.submit_driver(&driver).await;
+                self.send(reply(&self.encoder(), id, &msg));
+            }
+            (SparkMessage::RequestDriverStatus { driver_id }, Some(id)) => {
+                let msg = self.driver_status(driver_id).await;
+                self.send(reply(&self.encoder(), id, &msg));
+            }
+            (SparkMessage::RequestKillDriver { driver_id }, Some(id)) => {
+                let msg = self.kill_driver(driver_id).await;
+                self.send(reply(&self.encoder(), id, &msg));
+            }
             (other, id) => {
                 warn!(peer = %self.peer, endpoint = %header.endpoint, message = ?std::mem::discriminant(&other), "Spark message not handled by flint-master; ignored");
                 if let Some(id) = id {
@@ -332,6 +317,80 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    fn master_ref(&self) -> EndpointRef {
+        EndpointRef::new("Master", Some(self.master_address()))
+    }
+
+    /// Spark's legacy cluster-mode client (`spark-submit --deploy-mode cluster` without REST).
+    async fn submit_driver(
+        &self,
+        driver: &flint_proto::spark::messages::DriverDescription,
+    ) -> SparkMessage {
+        let refused = |message: String| SparkMessage::SubmitDriverResponse {
+            master: self.master_ref(),
+            success: false,
+            driver_id: None,
+            message,
+        };
+        let desc = match driver_description(driver) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(peer = %self.peer, error = %e, "driver submission refused");
+                return refused(format!("Driver submission refused: {e}"));
+            }
+        };
+        match self.handle.submit_driver(desc).await {
+            Ok(id) => {
+                info!(peer = %self.peer, driver_id = %id, "driver submitted through Spark's RPC client");
+                SparkMessage::SubmitDriverResponse {
+                    master: self.master_ref(),
+                    success: true,
+                    message: format!("Driver successfully submitted as {id}"),
+                    driver_id: Some(id.0),
+                }
+            }
+            Err(e) => refused(e.to_string()),
+        }
+    }
+
+    async fn driver_status(&self, driver_id: String) -> SparkMessage {
+        match self.handle.driver_status(DriverId(driver_id)).await {
+            Ok(d) => SparkMessage::DriverStatusResponse {
+                found: true,
+                state: Some(spark_driver_state(d.state)),
+                worker_id: d.worker_id.map(|w| w.0),
+                worker_host_port: d.worker_host_port,
+                // Flint cannot write a Java exception; the message is in the UI and REST.
+                exception: None,
+            },
+            Err(_) => SparkMessage::DriverStatusResponse {
+                found: false,
+                state: None,
+                worker_id: None,
+                worker_host_port: None,
+                exception: None,
+            },
+        }
+    }
+
+    async fn kill_driver(&self, driver_id: String) -> SparkMessage {
+        let (success, message) = match self.handle.kill_driver(DriverId(driver_id.clone())).await {
+            Ok(_) => (true, format!("Kill request for {driver_id} submitted")),
+            Err(CoreError::NotFound(_) | CoreError::FailedPrecondition(_)) => (
+                false,
+                format!("Driver {driver_id} has already finished or does not exist"),
+            ),
+            Err(e) => (false, e.to_string()),
+        };
+        info!(peer = %self.peer, %driver_id, success, "driver kill through Spark's RPC client");
+        SparkMessage::KillDriverResponse {
+            master: self.master_ref(),
+            driver_id,
+            success,
+            message,
+        }
     }
 
     async fn ask(&self, req: AppRequest) -> bool {
@@ -467,7 +526,6 @@ pub async fn serve_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     #[test]
     fn app_events_become_one_way_messages_to_the_app_client() {
@@ -527,34 +585,5 @@ mod tests {
                 .is_none()
             );
         }
-    }
-
-    #[test]
-    fn spark_command_spec_keeps_every_part_of_the_command() {
-        let cmd = Command {
-            main_class: "org.apache.spark.executor.CoarseGrainedExecutorBackend".into(),
-            arguments: vec!["--executor-id".into(), "{{EXECUTOR_ID}}".into()],
-            environment: BTreeMap::from([("SPARK_USER".into(), "alice".into())]),
-            class_path_entries: vec!["/a.jar".into(), "/b.jar".into()],
-            library_path_entries: vec![],
-            java_opts: vec!["-Dspark.driver.port=1".into(), "-Dx={{APP_ID}}".into()],
-        };
-        let spec = spark_command_spec(&cmd);
-        assert_eq!(spec.program, "java");
-        assert_eq!(
-            spec.args,
-            [
-                "-Dspark.driver.port=1",
-                "-Dx={{APP_ID}}",
-                "org.apache.spark.executor.CoarseGrainedExecutorBackend",
-                "--executor-id",
-                "{{EXECUTOR_ID}}"
-            ]
-        );
-        assert_eq!(spec.env[SPARK_JAVA_OPTS_ENV], "2");
-        assert_eq!(spec.env[SPARK_MAIN_CLASS_ENV], cmd.main_class);
-        assert_eq!(spec.env[SPARK_CLASSPATH_ENV], "/a.jar:/b.jar");
-        assert!(!spec.env.contains_key(SPARK_LIBRARY_PATH_ENV));
-        assert_eq!(spec.env["SPARK_USER"], "alice");
     }
 }

@@ -44,12 +44,21 @@ async fn cluster() -> (Cluster, String, std::path::PathBuf) {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // A stand-in Spark install and the job's jar (the worker copies it next to the driver).
+    let spark_home = c.dir.path().join("spark");
+    std::fs::create_dir_all(spark_home.join("jars")).expect("spark home");
+    let jobs = c.dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs).expect("jobs dir");
+    std::fs::write(jobs.join("bench-sparkpi.jar"), b"PK").expect("jar");
     c.add_worker_with_env(
         WorkerSpec {
             cores: 2,
             memory: "2g",
         },
-        &[("PATH", &path)],
+        &[
+            ("PATH", &path),
+            ("SPARK_HOME", &spark_home.display().to_string()),
+        ],
     );
     let rest = c.rest_url().expect("rest_url in the master's log");
     (c, rest, args)
@@ -75,7 +84,12 @@ async fn create_status_kill_round_trip_with_sparks_exact_bodies() {
         "POST",
         &format!("{base}/v1/submissions/create"),
         &[("Content-Type", "application/json")],
-        fixture("rest-create-request.json").as_bytes(),
+        fixture("rest-create-request.json")
+            .replace(
+                "/srv/jobs",
+                &c.dir.path().join("jobs").display().to_string(),
+            )
+            .as_bytes(),
     )
     .await;
     assert_eq!(r.status, 200);
@@ -96,7 +110,10 @@ async fn create_status_kill_round_trip_with_sparks_exact_bodies() {
     )
     .await;
     let args: Vec<&str> = args.lines().collect();
-    assert_eq!(args[0], "-Xmx1024M", "{args:?}");
+    // The worker builds the JVM command from its own SPARK_HOME.
+    assert_eq!(args[0], "-cp", "{args:?}");
+    assert!(args[1].ends_with("/spark/jars/*"), "{args:?}");
+    assert_eq!(args[2], "-Xmx1024M", "{args:?}");
     assert!(
         args.contains(&"-Dspark.app.name=Spark Pi REST (held)"),
         "{args:?}"
@@ -110,7 +127,12 @@ async fn create_status_kill_round_trip_with_sparks_exact_bodies() {
         args[w + 1..],
         [
             format!("spark://Worker@127.0.0.1:{}", worker.port).as_str(),
-            "/srv/jobs/bench-sparkpi.jar",
+            c.work_dir(0)
+                .join(&id)
+                .join("bench-sparkpi.jar")
+                .display()
+                .to_string()
+                .as_str(),
             "bench.BenchSparkPi",
             "10",
             "45"

@@ -48,6 +48,9 @@ pub fn classify(resource: &str) -> Result<Source<'_>, String> {
     if let Some(p) = r.strip_prefix("local:") {
         return Ok(Source::Local(PathBuf::from(p)));
     }
+    if let Some(p) = r.strip_prefix("file://") {
+        return Ok(Source::Local(PathBuf::from(p)));
+    }
     if r.contains("://") {
         return Err(format!("unsupported app resource '{r}'"));
     }
@@ -218,6 +221,12 @@ mod tests {
             Ok(Source::Local("/opt/app".into()))
         );
         assert_eq!(classify("/opt/app"), Ok(Source::Local("/opt/app".into())));
+        for spark_style in ["file:/opt/app.jar", "file:///opt/app.jar"] {
+            assert_eq!(
+                classify(spark_style),
+                Ok(Source::Local("/opt/app.jar".into()))
+            );
+        }
         assert_eq!(
             classify(&format!("flint://{sha}/pi")),
             Ok(Source::Artifact {

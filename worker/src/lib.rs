@@ -8,6 +8,7 @@ pub mod process;
 pub mod resources;
 pub mod runner;
 pub mod session;
+pub mod spark_jvm;
 pub mod web;
 
 use std::future::Future;

@@ -7,7 +7,8 @@
 //! `FLINT_MASTER_URL`, plus Spark's `SPARK_EXECUTOR_MEMORY`, `SPARK_EXECUTOR_DIRS`,
 //! `SPARK_LOG_URL_STDOUT` and `SPARK_LOG_URL_STDERR`. A Spark executor command (marked by
 //! `FLINT_SPARK_MAIN_CLASS`, see [`spark_jvm_command`]) becomes a JVM command line built from
-//! the worker's `SPARK_HOME`.
+//! the worker's `SPARK_HOME`; so does a cluster-mode Spark driver (`DriverWrapper`), whose
+//! application jar is copied into its directory first, as Spark's DriverRunner does.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,8 +19,11 @@ use flint_proto::types::*;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use flint_proto::spark::command::is_spark_command;
+
 use crate::fetch;
 use crate::process::{Launcher, ProcessSpec, substitute};
+use crate::spark_jvm::{SparkHost, spark_jvm_command};
 
 /// What every runner needs to know about its worker.
 #[derive(Clone, Debug)]
@@ -78,88 +82,6 @@ fn substitute_all(
     )
 }
 
-/// Env var marking an executor command as a Spark JVM command (its value is the main class);
-/// see docs/runtime-contract.md, "Spark executors".
-pub const SPARK_MAIN_CLASS_ENV: &str = "FLINT_SPARK_MAIN_CLASS";
-/// How many of a Spark command's `args` are JVM options.
-pub const SPARK_JAVA_OPTS_ENV: &str = "FLINT_SPARK_JAVA_OPTS";
-/// A Spark command's `classPathEntries`, joined with `:`.
-pub const SPARK_CLASSPATH_ENV: &str = "FLINT_SPARK_CLASSPATH";
-/// A Spark command's `libraryPathEntries`, joined with `:`.
-pub const SPARK_LIBRARY_PATH_ENV: &str = "FLINT_SPARK_LIBRARY_PATH";
-
-/// Builds the JVM command line of a Spark executor the way Spark's worker does
-/// (`CommandUtils.buildProcessBuilder`): `java -cp <classPathEntries>:<conf dir>:$SPARK_HOME/jars/*
-/// -Xmx<memory>M <javaOpts> <mainClass> <arguments>`, from a command laid out as
-/// `args` = javaOpts ++ [mainClass] ++ arguments (placeholders already substituted). Removes the
-/// `FLINT_SPARK_*` convention variables from `env` and sets `LD_LIBRARY_PATH` from the
-/// library path entries. Returns the program and its arguments.
-pub fn spark_jvm_command(
-    args: &[String],
-    env: &mut BTreeMap<String, String>,
-    memory_mb: u64,
-    spark_home: Option<&str>,
-    spark_conf_dir: Option<&str>,
-    java_home: Option<&str>,
-) -> Result<(String, Vec<String>), String> {
-    let main_class = env.remove(SPARK_MAIN_CLASS_ENV).unwrap_or_default();
-    let n_opts = env.remove(SPARK_JAVA_OPTS_ENV);
-    let class_path = env.remove(SPARK_CLASSPATH_ENV);
-    let library_path = env.remove(SPARK_LIBRARY_PATH_ENV);
-    let n_opts: usize = n_opts
-        .as_deref()
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid {SPARK_JAVA_OPTS_ENV} in the Spark executor command"))?;
-    if main_class.trim().is_empty() || args.get(n_opts) != Some(&main_class) {
-        return Err(format!(
-            "malformed Spark executor command: expected the main class '{main_class}' after {n_opts} JVM options"
-        ));
-    }
-    let Some(spark_home) = spark_home else {
-        return Err("SPARK_HOME is not set on this worker".into());
-    };
-    let spark_home = spark_home.trim_end_matches('/');
-    let conf_dir = spark_conf_dir
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{spark_home}/conf"));
-    let mut cp: Vec<String> = class_path
-        .iter()
-        .flat_map(|c| c.split(':'))
-        .filter(|c| !c.is_empty())
-        .map(str::to_owned)
-        .collect();
-    cp.push(conf_dir);
-    cp.push(format!("{spark_home}/jars/*"));
-    if let Some(lib) = library_path.filter(|l| !l.is_empty()) {
-        let joined = match env
-            .get("LD_LIBRARY_PATH")
-            .cloned()
-            .or_else(|| std::env::var("LD_LIBRARY_PATH").ok())
-            .filter(|v| !v.is_empty())
-        {
-            Some(old) => format!("{lib}:{old}"),
-            None => lib,
-        };
-        env.insert("LD_LIBRARY_PATH".into(), joined);
-    }
-    let program = match java_home {
-        Some(h) => format!("{}/bin/java", h.trim_end_matches('/')),
-        None => "java".to_owned(),
-    };
-    let mut out = vec!["-cp".to_owned(), cp.join(":"), format!("-Xmx{memory_mb}M")];
-    // Like Spark's worker: the RPC secret never goes on a command line.
-    out.extend(
-        args[..n_opts]
-            .iter()
-            .filter(|o| !o.starts_with("-Dspark.authenticate.secret"))
-            .cloned(),
-    );
-    out.extend(args[n_opts..].iter().cloned());
-    Ok((program, out))
-}
-
 pub fn spawn_executor(
     env: Arc<WorkerEnv>,
     launcher: Arc<Launcher>,
@@ -205,16 +127,8 @@ async fn run_executor(
         ("RESOURCE_PROFILE_ID", rp.as_str()),
     ];
     let (mut program, mut args, mut child_env) = substitute_all(&l.app.command, &vars);
-    if child_env.contains_key(SPARK_MAIN_CLASS_ENV) {
-        let host_env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        match spark_jvm_command(
-            &args,
-            &mut child_env,
-            l.memory_mb,
-            host_env("SPARK_HOME").as_deref(),
-            host_env("SPARK_CONF_DIR").as_deref(),
-            host_env("JAVA_HOME").as_deref(),
-        ) {
+    if is_spark_command(&l.app.command) {
+        match spark_jvm_command(&args, &mut child_env, l.memory_mb, &SparkHost::from_env()) {
             Ok((p, a)) => (program, args) = (p, a),
             Err(e) => {
                 warn!(app_id = %l.app_id, exec_id = l.executor_id, error = %e, "cannot build the Spark executor's command");
@@ -301,6 +215,19 @@ async fn run_executor(
     }
 }
 
+/// Copies `file` into `dir` (created if needed) under its own name; returns the copy's path.
+fn copy_into(file: &str, dir: &std::path::Path) -> Result<String, String> {
+    let src = std::path::Path::new(file);
+    let name = src
+        .file_name()
+        .ok_or_else(|| format!("'{file}' has no file name"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst)
+        .map_err(|e| format!("cannot copy the application jar '{file}': {e}"))?;
+    Ok(dst.display().to_string())
+}
+
 pub fn spawn_driver(
     env: Arc<WorkerEnv>,
     launcher: Arc<Launcher>,
@@ -354,12 +281,42 @@ async fn run_driver(
             }
         }
     };
+    let spark = is_spark_command(&desc.command);
+    let user_jar = if spark && !user_jar.is_empty() && !desc.app_resource.starts_with("local:") {
+        // Spark's DriverRunner runs the driver from a copy of the jar in its own directory
+        // (`local:` resources are on every node already and used in place).
+        match copy_into(&user_jar, &dir) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(%driver_id, error = %e, "cannot copy the driver's jar");
+                report(DriverState::Error, Some(e), None);
+                return;
+            }
+        }
+    } else {
+        user_jar
+    };
     let vars = [
         ("WORKER_URL", env.worker_url.as_str()),
         ("USER_JAR", user_jar.as_str()),
         ("DRIVER_ID", driver_id.as_str()),
     ];
-    let (program, args, mut child_env) = substitute_all(&desc.command, &vars);
+    let (mut program, mut args, mut child_env) = substitute_all(&desc.command, &vars);
+    if spark {
+        match spark_jvm_command(
+            &args,
+            &mut child_env,
+            desc.memory_mb,
+            &SparkHost::from_env(),
+        ) {
+            Ok((p, a)) => (program, args) = (p, a),
+            Err(e) => {
+                warn!(%driver_id, error = %e, "cannot build the Spark driver's command");
+                report(DriverState::Error, Some(e), None);
+                return;
+            }
+        }
+    }
     for (k, v) in [
         ("FLINT_ROLE", "driver".to_owned()),
         ("FLINT_DRIVER_ID", driver_id.0.clone()),
@@ -450,56 +407,6 @@ async fn run_driver(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spark_executor_commands_become_jvm_command_lines() {
-        let args: Vec<String> = [
-            "-Dspark.driver.port=7",
-            "-Dspark.authenticate.secret=x",
-            "org.apache.spark.executor.CoarseGrainedExecutorBackend",
-            "--executor-id",
-            "3",
-        ]
-        .map(String::from)
-        .to_vec();
-        let mut env = BTreeMap::from([
-            (SPARK_MAIN_CLASS_ENV.to_owned(), args[2].clone()),
-            (SPARK_JAVA_OPTS_ENV.to_owned(), "2".to_owned()),
-            (SPARK_CLASSPATH_ENV.to_owned(), "/x.jar".to_owned()),
-            ("SPARK_USER".to_owned(), "alice".to_owned()),
-        ]);
-        let (program, out) =
-            spark_jvm_command(&args, &mut env.clone(), 512, Some("/spark/"), None, None)
-                .expect("command");
-        assert_eq!(program, "java");
-        assert_eq!(
-            out,
-            [
-                "-cp",
-                "/x.jar:/spark/conf:/spark/jars/*",
-                "-Xmx512M",
-                "-Dspark.driver.port=7",
-                "org.apache.spark.executor.CoarseGrainedExecutorBackend",
-                "--executor-id",
-                "3"
-            ]
-        );
-        let (program, _) =
-            spark_jvm_command(&args, &mut env, 512, Some("/s"), Some("/c"), Some("/jdk"))
-                .expect("command");
-        assert_eq!(program, "/jdk/bin/java");
-        assert_eq!(env.keys().collect::<Vec<_>>(), ["SPARK_USER"]);
-        let mut env = BTreeMap::from([
-            (SPARK_MAIN_CLASS_ENV.to_owned(), args[2].clone()),
-            (SPARK_JAVA_OPTS_ENV.to_owned(), "2".to_owned()),
-        ]);
-        assert_eq!(
-            spark_jvm_command(&args, &mut env.clone(), 512, None, None, None),
-            Err("SPARK_HOME is not set on this worker".into())
-        );
-        env.insert(SPARK_JAVA_OPTS_ENV.to_owned(), "1".to_owned());
-        assert!(spark_jvm_command(&args, &mut env, 512, Some("/s"), None, None).is_err());
-    }
 
     #[test]
     fn supervise_backoff_doubles_and_resets() {

@@ -77,7 +77,7 @@ pub struct MasterJson<'a> {
     pub status: &'static str,
 }
 
-pub const DRIVER_WRAPPER: &str = "org.apache.spark.deploy.worker.DriverWrapper";
+pub use flint_proto::spark::command::DRIVER_WRAPPER;
 
 /// Spark shows `command.arguments(2)`, the main class given to DriverWrapper. A Flint driver
 /// with another command shows its name.

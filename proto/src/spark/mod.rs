@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+pub mod command;
 pub mod frame;
 pub mod jser;
 pub mod messages;
