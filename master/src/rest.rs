@@ -413,8 +413,9 @@ async fn status(State(st): State<RestState>, Path(raw): Path<String>) -> Respons
         worker_host_port: None,
         worker_id: None,
     };
-    match st.handle.driver_status(id).await {
+    match st.handle.driver_status(id.clone()).await {
         Ok(d) => {
+            info!(driver_id = %id, state = %d.state, "driver status through the REST server");
             r.success = true;
             r.driver_state = Some(d.state.as_str().to_owned());
             r.worker_id = d.worker_id.map(|w| w.0);
@@ -425,7 +426,9 @@ async fn status(State(st): State<RestState>, Path(raw): Path<String>) -> Respons
                     .map(|m| format!("Exception from the cluster:\n{m}"));
             }
         }
-        Err(CoreError::NotFound(_)) => {}
+        Err(CoreError::NotFound(_)) => {
+            info!(driver_id = %id, "driver status through the REST server: no such driver");
+        }
         Err(e) => r.message = Some(e.to_string()),
     }
     respond(StatusCode::OK, &r)
