@@ -101,9 +101,15 @@ fn app_event_message(ev: AppEvent, master: &RpcAddress) -> Option<SparkMessage> 
             host,
             message,
         },
-        AppEvent::ApplicationRemoved { message, .. } => {
-            SparkMessage::ApplicationRemoved { message }
-        }
+        // Spark's master sends the bare state ("Master removed our application: KILLED");
+        // Flint keeps that first, for whoever greps for it, and adds why.
+        AppEvent::ApplicationRemoved { state, message } => SparkMessage::ApplicationRemoved {
+            message: if message.is_empty() {
+                state.as_str().to_owned()
+            } else {
+                format!("{state}: {message}")
+            },
+        },
         AppEvent::RequestResult { .. } => return None,
     })
 }

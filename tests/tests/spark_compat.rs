@@ -931,6 +931,103 @@ async fn spark_driver_disconnect_leaves_no_executor_behind() {
     }
 }
 
+/// A stock Spark application shows in Flint's `/json`, UI pages and metrics like a native
+/// one, and killing it from the UI ends it for the driver (`ApplicationRemoved`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_app_in_the_ui_and_killed_from_it() {
+    let spark = Spark::v35();
+    let c = spark_cluster(&spark, &[], 1);
+    let script = c.dir.path().join("hang.py");
+    std::fs::write(&script, HANG).expect("script");
+    let script_s = script.display().to_string();
+    let mut args = vec!["--master", &c.master_url];
+    args.extend(CLIENT_CONF);
+    args.extend([
+        "--total-executor-cores",
+        "2",
+        "--executor-memory",
+        "512m",
+        &script_s,
+    ]);
+    let log = c.dir.path().join("spark-submit.log");
+    let mut p = spark.spawn("spark-submit", &args, c.dir.path(), &log);
+    let s = wait_state(&c, "two executors RUNNING", |s| {
+        s.active_apps.iter().any(|a| {
+            a.desc.name == "hanging-driver"
+                && a.executors
+                    .iter()
+                    .filter(|e| e.state == ExecutorState::Running)
+                    .count()
+                    == 2
+        })
+    })
+    .await;
+    let app_id = s.active_apps[0].id.clone();
+    let ui = c.webui_url();
+    // /json is rendered from the snapshot the master publishes every 200 ms.
+    let j = wait_for(
+        "the app with its cores in /json",
+        Duration::from_secs(10),
+        || async {
+            let j: serde_json::Value =
+                serde_json::from_str(&http_get(&format!("{ui}/json")).await.text()).ok()?;
+            (j["activeapps"][0]["cores"] == 2).then_some(j)
+        },
+    )
+    .await;
+    assert_eq!(j["activeapps"][0]["id"], app_id.as_str(), "{j}");
+    assert_eq!(j["activeapps"][0]["name"], "hanging-driver");
+    assert_eq!(j["activeapps"][0]["cores"], 2);
+    assert_eq!(j["activeapps"][0]["memoryperexecutor"], 512);
+    let page = http_get(&format!("{ui}/app/?appId={app_id}")).await.text();
+    assert!(
+        page.contains("hanging-driver") && page.contains("RUNNING"),
+        "{page}"
+    );
+    let metrics = http_get(&format!("{ui}/metrics")).await.text();
+    assert!(
+        metrics.contains("metrics_master_apps_Number{type=\"gauges\"} 1"),
+        "{metrics}"
+    );
+    // The worker lists the Spark executor too.
+    let wj: serde_json::Value = serde_json::from_str(
+        &http_get(&format!("{}/json", c.worker_webui_url(0)))
+            .await
+            .text(),
+    )
+    .expect("worker json");
+    assert_eq!(wj["executors"][0]["appid"], app_id.as_str(), "{wj}");
+    let r = http(
+        "POST",
+        &format!("{ui}/app/kill/"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("id={app_id}&terminate=true").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 302);
+    let ok = p.wait(Duration::from_secs(120)).await;
+    let text = p.text();
+    print_lines("spark-submit", &text, &["has been killed", "killed"]);
+    assert!(
+        !ok,
+        "the driver should fail when its application is killed:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "Application has been killed. Reason: Master removed our application: KILLED"
+        ),
+        "{text}"
+    );
+    let app = finished_app(&c, "hanging-driver").await;
+    assert_eq!(app.state, ApplicationState::Killed);
+    wait_for(
+        "no executor process left",
+        Duration::from_secs(30),
+        || async { leftover_processes(&c).is_empty().then_some(()) },
+    )
+    .await;
+}
+
 /// Sends `CheckExistence(name)` as Spark's endpoint verifier does and returns the Boolean the
 /// peer answered (with the same request id).
 fn check_existence(port: u16, name: &str) -> bool {
