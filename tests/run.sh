@@ -17,16 +17,17 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
 fi
 
-# The Spark compatibility test (tests/tests/spark_compat.rs) runs a stock Spark 3.5 driver and
-# its JVM executors: pyspark 3.5 in .venv-spark35 and a Java 17 runtime. It fails, rather than
-# skips, when Spark is missing.
-if ! command -v java >/dev/null 2>&1; then
-  echo "==> installing a Java 17 runtime for the Spark compatibility test"
+# The Spark compatibility tests (tests/tests/spark_compat.rs) run stock Spark 3.5 and 4.0
+# drivers, executors and cluster-mode drivers: pyspark 3.5.x and 4.0.x in .venv-spark35 and
+# .venv-spark40, and a Java 17 JDK (javac compiles the Java Pi job). They fail, rather than
+# skip, when any of it is missing.
+if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1 || ! command -v jar >/dev/null 2>&1; then
+  echo "==> installing a Java 17 JDK for the Spark compatibility tests"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y openjdk-17-jre-headless
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y openjdk-17-jdk-headless
 fi
-echo "==> Spark 3.5 for the Spark compatibility test"
+echo "==> Spark 3.5 and 4.0 for the Spark compatibility tests"
 bash tests/spark/setup.sh
 
 echo "==> cargo fmt --check"
