@@ -11,13 +11,48 @@
 #   /etc/passwd, /etc/group   user and group `spark` (185, as in Apache Spark's image)
 #   /tmp, /opt/flint/work     world-writable with the sticky bit (emptyDirs in Kubernetes)
 #
-# Usage: assemble-rootfs.sh BIN_DIR OUT_DIR
+# With --with-spark SPARK_HOME (the worker variant that runs stock Spark JVM executors), also:
+#
+#   /opt/java/openjdk/    a Java runtime (17 or later) copied from this machine's JDK: the one
+#                         in $JAVA_HOME, else the one `java` on PATH belongs to; bin/java,
+#                         bin/keytool, conf/, lib/ (without the JDK-only ct.sym and src.zip,
+#                         and without the X11 libraries a headless JRE leaves out), legal/,
+#                         release; symbolic links (e.g. Debian's, into /etc) resolved
+#   /opt/spark/jars/      Spark's jars, from SPARK_HOME/jars (a Spark distribution, a pyspark
+#                         package, or a virtualenv with pyspark installed)
+#   /opt/spark/conf/      SPARK_HOME/conf, when there is one
+#   /bin/bash, /bin/rm, /bin/chmod, /bin/ls   what the JVMs run: Spark deletes its scratch
+#                         directories with `rm -rf`; Hadoop's local file system and Shell,
+#                         without Hadoop's native library, run chmod, `ls -ld` and bash
+#   the shared libraries `ldd` reports for bin/java, every lib/**/*.so of that runtime and
+#   those commands
+#
+# The image sets JAVA_HOME=/opt/java/openjdk and SPARK_HOME=/opt/spark
+# (image/Dockerfile.scratch-spark).
+#
+# Usage: assemble-rootfs.sh [--with-spark SPARK_HOME] BIN_DIR OUT_DIR
 # Used by the Dockerfile's build stage and by tests/k8s/build-image.sh on the host.
 set -eu
 
-if [ "$#" -ne 2 ]; then
-  echo "usage: $0 BIN_DIR OUT_DIR" >&2
+usage() {
+  echo "usage: $0 [--with-spark SPARK_HOME] BIN_DIR OUT_DIR" >&2
   exit 2
+}
+spark_src=
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --with-spark)
+      [ "$#" -ge 2 ] || usage
+      spark_src=$2
+      shift 2
+      ;;
+    --) shift; break ;;
+    -*) usage ;;
+    *) break ;;
+  esac
+done
+if [ "$#" -ne 2 ]; then
+  usage
 fi
 bin_dir=$1
 out=$2
@@ -41,10 +76,52 @@ for b in $binaries; do
   }
 done
 
+# The worker variant: where Spark's jars and the Java runtime come from.
+java_dest=/opt/java/openjdk
+spark_dest=/opt/spark
+if [ -n "$spark_src" ]; then
+  if [ ! -d "$spark_src/jars" ]; then
+    # A virtualenv with pyspark installed: its package is a SPARK_HOME.
+    for d in "$spark_src"/lib/python3*/site-packages/pyspark; do
+      if [ -d "$d/jars" ]; then
+        spark_src=$d
+        break
+      fi
+    done
+  fi
+  if ! ls "$spark_src"/jars/spark-core_*.jar >/dev/null 2>&1; then
+    echo "assemble-rootfs: no jars/spark-core_*.jar in $spark_src: give --with-spark a SPARK_HOME (a Spark distribution or a pyspark package) or a virtualenv with pyspark installed" >&2
+    exit 1
+  fi
+  if [ -n "${JAVA_HOME:-}" ]; then
+    java_src=$JAVA_HOME
+  else
+    need java
+    need readlink
+    # /usr/bin/java -> /etc/alternatives/java -> <java home>/bin/java
+    java_bin=$(readlink -f "$(command -v java)")
+    java_src=$(dirname "$(dirname "$java_bin")")
+  fi
+  if [ ! -x "$java_src/bin/java" ] || [ ! -f "$java_src/lib/modules" ] || [ ! -f "$java_src/release" ]; then
+    echo "assemble-rootfs: $java_src is not a Java runtime of Java 9 or later (bin/java, lib/modules, release); set JAVA_HOME" >&2
+    exit 1
+  fi
+  java_version=$(sed -n 's/^JAVA_VERSION="\([^"]*\)"$/\1/p' "$java_src/release")
+  java_major=${java_version%%.*}
+  case "$java_major" in
+    '' | *[!0-9]*) java_major=0 ;;
+  esac
+  if [ "$java_major" -lt 17 ]; then
+    echo "assemble-rootfs: $java_src is Java '$java_version'; Spark's executors on Flint need Java 17 or later (set JAVA_HOME)" >&2
+    exit 1
+  fi
+fi
+
 rm -rf "$out"
 mkdir -p "$out/opt/flint/bin" "$out/opt/flint/examples" "$out/opt/flint/work" \
   "$out/bin" "$out/usr/bin" "$out/etc" "$out/tmp"
 chmod 1777 "$out/tmp" "$out/opt/flint/work"
+out=$(cd "$out" && pwd)
 
 strip_if_possible() {
   if command -v strip >/dev/null 2>&1; then
@@ -119,6 +196,60 @@ for m in libnss_files.so.2 libnss_dns.so.2 libresolv.so.2; do
     echo "assemble-rootfs: warning: $libdir/$m not found" >&2
   fi
 done
+
+# The worker variant: the Java runtime, its libraries, and Spark's jars.
+if [ -n "$spark_src" ]; then
+  # What a JRE needs of a JDK. Left out: the JDK's symbol table for javac and its sources,
+  # and the libraries that need X11 (Debian puts them in openjdk-17-jre, not -headless).
+  java_skip="lib/ct.sym lib/src.zip lib/libawt_xawt.so lib/libjawt.so lib/libsplashscreen.so lib/libatk-wrapper.so"
+  java_entries=
+  for e in bin/java bin/keytool conf lib legal release; do
+    if [ -e "$java_src/$e" ]; then
+      java_entries="$java_entries $e"
+    fi
+  done
+  # Regular files, through symbolic links (-L); dangling links are skipped.
+  # shellcheck disable=SC2086 # java_entries is a list of relative paths without spaces
+  (cd "$java_src" && find -L $java_entries -type f) | while IFS= read -r f; do
+    case " $java_skip " in
+      *" $f "*) continue ;;
+    esac
+    mkdir -p "$out$java_dest/$(dirname "$f")"
+    cp -L "$java_src/$f" "$out$java_dest/$f"
+  done
+
+  # The system libraries of the launcher and of every library the JVM may load. Those in
+  # the runtime itself (found through $ORIGIN) are already there; libjvm.so is loaded
+  # before the others, so ldd cannot find it from them.
+  find "$out$java_dest" -type f \( -name '*.so' -o -perm -u+x \) | while IFS= read -r f; do
+    for lib in $(libs_of "$f"); do
+      case "$lib" in
+        "$out"/*) ;;
+        *) copy_lib "$lib" ;;
+      esac
+    done
+    ldd "$f" | awk -v f="$f" '$2 == "=>" && $3 == "not" && $1 != "libjvm.so" {
+      print "assemble-rootfs: warning: " f " needs " $1 ", which is not on this machine" > "/dev/stderr"
+    }'
+  done
+
+  for cmd in bash rm chmod ls; do
+    tool "$cmd" "/bin/$cmd"
+    for lib in $(libs_of "$out/bin/$cmd"); do
+      copy_lib "$lib"
+    done
+  done
+
+  mkdir -p "$out$spark_dest/jars" "$out$spark_dest/conf"
+  cp -RL "$spark_src/jars/." "$out$spark_dest/jars/"
+  if [ -d "$spark_src/conf" ]; then
+    cp -RL "$spark_src/conf/." "$out$spark_dest/conf/"
+  fi
+  # Readable by the non-root user whatever the umask of the build was.
+  chmod -R a+rX "$out$java_dest" "$out$spark_dest"
+  spark_core=$(cd "$out$spark_dest/jars" && ls spark-core_*.jar)
+  echo "assemble-rootfs: Java $java_version from $java_src; Spark's jars ($spark_core) from $spark_src" >&2
+fi
 
 cat >"$out/etc/nsswitch.conf" <<'CONF'
 passwd: files

@@ -15,4 +15,9 @@ case "${SPARK_WORKER_PORT:-}" in
 esac
 
 PATH=/opt/flint/bin:/usr/bin:/bin
+# The worker variant (image/Dockerfile.scratch-spark) has a Java runtime: keep `java` on the
+# PATH of the executors and drivers the worker starts.
+if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then
+  PATH=/opt/flint/bin:$JAVA_HOME/bin:/usr/bin:/bin
+fi
 export PATH

@@ -8,12 +8,17 @@ targetPorts and probe ports against declared container ports; downward-API refer
 environment variable names against the ones the binaries (their config.rs) and the start
 scripts read; the security context; volumes; the grace period against the worker's drain;
 that each command exists in the image; that the two Dockerfiles' runtime stages agree.
+The worker variant with a Java runtime and Spark's jars: its Dockerfile is the plain one's
+runtime stage plus JAVA_HOME and SPARK_HOME where assemble-rootfs.sh puts them; each
+kustomize Component under components/ patches resources that exist, and the patched
+resources pass the same checks (plus the JVMs' off-heap memory for the variant's workers).
 
 Usage: check_manifests.py [MANIFEST_DIR [SOURCE_ROOT]]   (exit 1 and one line per problem)
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import sys
@@ -195,6 +200,8 @@ class Checker:
             self.check_service(f, svc, rcs, node_ports)
         self.check_scripts(scripts)
         self.check_dockerfiles()
+        self.check_spark_variant(image_paths)
+        self.check_components(docs, kust, image_names, image_paths)
         return self.errors
 
     def check_rc(self, f: str, rc: dict, image_names: set, image_paths: set[str]) -> None:
@@ -449,22 +456,178 @@ class Checker:
                 if not code or not code[-1].startswith("exec "):
                     self.err(f"image/{s}", "must end in exec (the binary is PID 1 and handles SIGTERM)")
 
-    def check_dockerfiles(self) -> None:
-        def runtime_stage(path: Path) -> list[str]:
-            text = re.sub(r"\\\n\s*", " ", path.read_text())
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-            starts = [i for i, ln in enumerate(lines) if re.match(r"(?i)FROM\s+scratch\s+AS\s+runtime$", ln)]
-            if not starts:
-                self.err(path.name, "has no 'FROM scratch AS runtime' stage")
-                return []
-            stage = lines[starts[-1] + 1 :]
-            # The first COPY brings the root filesystem in, from a stage or from the context.
-            return [ln for ln in stage if not ln.upper().startswith("COPY ")]
+    def runtime_stage(self, path: Path) -> list[str]:
+        """The instructions of a Dockerfile's last `FROM scratch AS runtime` stage, but COPY."""
+        text = re.sub(r"\\\n\s*", " ", path.read_text())
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        starts = [i for i, ln in enumerate(lines) if re.match(r"(?i)FROM\s+scratch\s+AS\s+runtime$", ln)]
+        if not starts:
+            self.err(path.name, "has no 'FROM scratch AS runtime' stage")
+            return []
+        stage = lines[starts[-1] + 1 :]
+        # The first COPY brings the root filesystem in, from a stage or from the context.
+        return [ln for ln in stage if not ln.upper().startswith("COPY ")]
 
-        main = runtime_stage(self.src / "Dockerfile")
-        local = runtime_stage(self.dir / "image" / "Dockerfile.scratch")
+    def check_dockerfiles(self) -> None:
+        main = self.runtime_stage(self.src / "Dockerfile")
+        local = self.runtime_stage(self.dir / "image" / "Dockerfile.scratch")
         if main != local:
             self.err("Dockerfile", f"runtime stage differs from image/Dockerfile.scratch: {main} != {local}")
+
+    # ---- the worker variant with a Java runtime and Spark's jars ----------------------------
+
+    @staticmethod
+    def env_of(stage: list[str]) -> dict[str, str]:
+        """ENV instructions of a stage (the KEY=VALUE form), later ones winning."""
+        env: dict[str, str] = {}
+        for ln in stage:
+            if ln.upper().startswith("ENV "):
+                for k, v in re.findall(r'([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S*)', ln[4:]):
+                    env[k] = v.strip('"')
+        return env
+
+    def variant_layout(self) -> dict[str, str]:
+        """JAVA_HOME and SPARK_HOME as assemble-rootfs.sh lays them out."""
+        script = (self.dir / "image" / "assemble-rootfs.sh").read_text()
+        out = {}
+        for var, key in (("java_dest", "JAVA_HOME"), ("spark_dest", "SPARK_HOME")):
+            m = re.search(rf"^{var}=(\S+)$", script, re.M)
+            if m:
+                out[key] = m.group(1)
+        return out
+
+    def check_spark_variant(self, image_paths: set[str]) -> None:
+        where = "image/Dockerfile.scratch-spark"
+        path = self.dir / "image" / "Dockerfile.scratch-spark"
+        if not path.is_file():
+            self.err(where, "missing (the worker variant for Spark JVM executors)")
+            return
+        plain = self.runtime_stage(self.dir / "image" / "Dockerfile.scratch")
+        variant = self.runtime_stage(path)
+
+        def same_kind(stage: list[str]) -> list[str]:
+            # What must not differ: everything but the labels, the environment and the CMD.
+            return [ln for ln in stage if ln.split()[0].upper() not in ("LABEL", "ENV", "CMD")]
+
+        if same_kind(plain) != same_kind(variant):
+            self.err(where, f"differs from image/Dockerfile.scratch beyond LABEL/ENV/CMD: "
+                            f"{same_kind(variant)} != {same_kind(plain)}")
+        env, plain_env = self.env_of(variant), self.env_of(plain)
+        layout = self.variant_layout()
+        if set(layout) != {"JAVA_HOME", "SPARK_HOME"}:
+            self.err("image/assemble-rootfs.sh", "no java_dest=/spark_dest= (where the variant's Java and Spark go)")
+        for key, want in layout.items():
+            if env.get(key) != want:
+                self.err(where, f"ENV {key}={env.get(key)!r}, but assemble-rootfs.sh puts it at {want}")
+        path_dirs = env.get("PATH", "").split(":")
+        java_bin = f"{layout.get('JAVA_HOME', '')}/bin"
+        if java_bin not in path_dirs:
+            self.err(where, f"PATH {env.get('PATH')!r} lacks {java_bin} (java -version must work)")
+        missing = [d for d in plain_env.get("PATH", "").split(":") if d not in path_dirs]
+        if missing:
+            self.err(where, f"PATH lacks {missing} of the plain image's PATH")
+        for ln in variant:
+            m = re.match(r'(?i)CMD\s+\["([^"]+)"', ln)
+            if m and m.group(1) not in image_paths:
+                self.err(where, f"CMD {m.group(1)} is not in the image")
+
+    # ---- kustomize components -------------------------------------------------------------
+
+    # Strategic-merge keys of the lists the components patch (others are replaced).
+    MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
+                  "volumeMounts": "mountPath", "ports": "containerPort"}
+
+    @classmethod
+    def strategic_merge(cls, base, patch, field: str = ""):
+        if isinstance(base, dict) and isinstance(patch, dict):
+            out = dict(base)
+            for k, v in patch.items():
+                if v is None:
+                    out.pop(k, None)
+                else:
+                    out[k] = cls.strategic_merge(out[k], v, k) if k in out else copy.deepcopy(v)
+            return out
+        key = cls.MERGE_KEYS.get(field)
+        if key and isinstance(base, list) and isinstance(patch, list):
+            out = [copy.deepcopy(x) for x in base]
+            for item in patch:
+                i = next((i for i, x in enumerate(out) if x.get(key) == item.get(key)), None)
+                if i is None:
+                    out.append(copy.deepcopy(item))
+                else:
+                    out[i] = cls.strategic_merge(out[i], item)
+            return out
+        return copy.deepcopy(patch)
+
+    def check_components(self, docs, kust: dict, image_names: set, image_paths: set[str]) -> None:
+        base_tag = next((str(i.get("newTag")) for i in kust.get("images") or []
+                         if i.get("name") == "flint" and i.get("newTag") is not None), None)
+        for kfile in sorted(self.dir.glob("components/*/kustomization.yaml")):
+            cdir = kfile.parent
+            cname = f"components/{cdir.name}"
+            comp = yaml.safe_load(kfile.read_text()) or {}
+            if comp.get("kind") != "Component" or comp.get("apiVersion") != "kustomize.config.k8s.io/v1alpha1":
+                self.err(cname, "kustomization.yaml is not a kustomize.config.k8s.io/v1alpha1 Component")
+            listed = {p.get("path") for p in comp.get("patches") or []}
+            present = {p.name for p in cdir.glob("*.yaml") if p.name != "kustomization.yaml"}
+            if listed != present:
+                self.err(cname, f"patches {sorted(listed)} != patch files {sorted(present)}")
+            merged = [(f, d) for f, d in docs]
+            for pname in sorted(listed & present):
+                for patch in yaml.safe_load_all((cdir / pname).read_text()):
+                    if patch is None:
+                        continue
+                    target = (patch.get("kind"), (patch.get("metadata") or {}).get("name"))
+                    i = next((i for i, (_, d) in enumerate(merged)
+                              if (d.get("kind"), d["metadata"].get("name")) == target), None)
+                    if i is None:
+                        self.err(f"{cname}/{pname}", f"patches {target}, which k8s-manifests/ does not have")
+                        continue
+                    self.check_patch_names(f"{cname}/{pname}", merged[i][1], patch)
+                    merged[i] = (f"{cname}/{pname}", self.strategic_merge(merged[i][1], patch))
+            for f, d in merged:
+                if f.startswith(cname) and d.get("kind") == "ReplicationController":
+                    self.check_rc(f, d, image_names, image_paths)
+                    self.check_spark_worker(f, d, base_tag)
+
+    def check_patch_names(self, where: str, base: dict, patch: dict) -> None:
+        """A strategic merge adds what it does not find: a misspelled container is a new one."""
+        pod = ((patch.get("spec") or {}).get("template") or {}).get("spec") or {}
+        base_pod = base["spec"]["template"]["spec"]
+        for c in pod.get("containers") or []:
+            if c.get("name") not in {b["name"] for b in base_pod.get("containers") or []}:
+                self.err(where, f"patches container {c.get('name')!r}, which the base pod does not have")
+        for v in pod.get("volumes") or []:
+            if v.get("name") not in {b["name"] for b in base_pod.get("volumes") or []}:
+                self.err(where, f"patches volume {v.get('name')!r}, which the base pod does not have")
+
+    def check_spark_worker(self, where: str, rc: dict, base_tag: str | None) -> None:
+        """Workers on the Spark variant: its tag, and room for the executors' JVMs off heap."""
+        for c in rc["spec"]["template"]["spec"].get("containers") or []:
+            image = str(c.get("image", ""))
+            name, _, tag = image.partition(":")
+            m = re.fullmatch(r"(.*)-spark(\d+\.\d+)", tag)
+            if not m:
+                continue
+            if base_tag is not None and m.group(1) != base_tag:
+                self.err(where, f"image {image}: the Spark variant of flint:{base_tag} is flint:{base_tag}-spark{m.group(2)} "
+                                "(tests/k8s/build-image.sh --with-spark)")
+            if (c.get("command") or [None])[0] != "/start-worker":
+                self.err(where, f"image {image} is the worker variant, but {c['name']} does not run /start-worker")
+            env = {e["name"]: e for e in c.get("env") or []}
+            if "SPARK_WORKER_MEMORY" in env or "FLINT_WORKER_MEMORY_LIMIT_MB" not in env:
+                continue
+            limits = (c.get("resources") or {}).get("limits") or {}
+            if "cpu" not in limits:
+                continue
+            cores = math.ceil(parse_cpu(limits["cpu"]))
+            headroom = int(str((env.get("FLINT_WORKER_MEMORY_HEADROOM_MB") or {}).get("value", "512")))
+            # Spark's default off-heap overhead of an executor is 384 MiB (at least), and a
+            # worker runs at most one executor per core; 256 MiB for flint-worker itself.
+            need = 384 * cores + 256
+            if headroom < need:
+                self.err(where, f"FLINT_WORKER_MEMORY_HEADROOM_MB {headroom} leaves too little for {cores} executor "
+                                f"JVMs off heap (384 MiB each) and the worker: at least {need}")
 
 
 def check(manifest_dir: Path, source_root: Path) -> list[str]:

@@ -173,6 +173,57 @@ class CheckManifestsTest(unittest.TestCase):
             p.write_text(p.read_text().replace("USER 185:185", "USER 0"))
         self.assert_caught("runtime stage differs", "", m)
 
+    # ---- the worker variant with a Java runtime and Spark's jars ----------------------------
+
+    @staticmethod
+    def edit(dirs, rel: str, old: str, new: str) -> None:
+        p = dirs[0] / rel
+        text = p.read_text()
+        assert old in text, (rel, old)
+        p.write_text(text.replace(old, new))
+
+    def test_variant_spark_home_not_where_the_jars_go(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "image/Dockerfile.scratch-spark", "SPARK_HOME=/opt/spark", "SPARK_HOME=/opt/spark-3.5")
+        self.assert_caught("ENV SPARK_HOME='/opt/spark-3.5', but assemble-rootfs.sh puts it at /opt/spark", "", m)
+
+    def test_variant_without_java_on_the_path(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "image/Dockerfile.scratch-spark", "/opt/java/openjdk/bin:", "")
+        self.assert_caught("lacks /opt/java/openjdk/bin", "", m)
+
+    def test_variant_diverging_from_the_plain_image(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "image/Dockerfile.scratch-spark", "USER 185:185", "USER 0")
+        self.assert_caught("beyond LABEL/ENV/CMD", "", m)
+
+    def test_component_patching_a_container_the_pod_lacks(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "components/spark-jvm/spark-worker-jvm.yaml", "- name: spark-worker", "- name: spark-wroker")
+        self.assert_caught("patches container 'spark-wroker'", "", m)
+
+    def test_component_patching_a_missing_resource(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "components/spark-jvm/spark-worker-jvm.yaml",
+                      "name: spark-worker-controller", "name: spark-workers")
+        self.assert_caught("which k8s-manifests/ does not have", "", m)
+
+    def test_component_leaving_no_room_for_executor_jvms(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "components/spark-jvm/spark-worker-jvm.yaml", 'value: "1536"', 'value: "512"')
+        self.assert_caught("leaves too little for 2 executor JVMs", "", m)
+
+    def test_component_with_a_variant_of_another_version(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "components/spark-jvm/spark-worker-jvm.yaml", "flint:0.1.0-spark3.5", "flint:0.2.0-spark3.5")
+        self.assert_caught("the Spark variant of flint:0.1.0 is flint:0.1.0-spark3.5", "", m)
+
+    def test_component_env_no_binary_reads(self) -> None:
+        def m(dirs):
+            self.edit(dirs, "components/spark-jvm/spark-worker-jvm.yaml",
+                      "FLINT_WORKER_MEMORY_HEADROOM_MB", "FLINT_WORKER_HEADROOM_MB")
+        self.assert_caught("env FLINT_WORKER_HEADROOM_MB is not read", "", m)
+
 
 if __name__ == "__main__":
     unittest.main()

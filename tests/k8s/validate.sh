@@ -2,7 +2,10 @@
 # Offline validation of the Kubernetes packaging: schemas (kubernetes-validate --strict
 # for Kubernetes 1.25, 1.30 and 1.37; any WARN fails), yamllint, shellcheck on the start
 # scripts, hadolint on the Dockerfiles, and the semantic checks of check_manifests.py
-# (with its own tests). The Python tools go into .venv-k8s/ (created on first use).
+# (with its own tests). The kustomize components (k8s-manifests/components/) are rendered
+# onto the manifests with `kubectl kustomize` and schema-checked too, when kubectl is
+# installed (it needs no cluster for that). The Python tools go into .venv-k8s/ (created
+# on first use).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -46,6 +49,25 @@ if schema_check "$tmp/misspelled.yaml" >/dev/null; then
   exit 1
 fi
 
+# Each component, applied to the manifests as an operator's overlay would (kustomize refuses
+# an overlay inside its base's directory, so the overlay is written to a temporary one).
+if command -v kubectl >/dev/null 2>&1; then
+  for component in "$manifests"/components/*/; do
+    [ -f "$component/kustomization.yaml" ] || continue
+    name=$(basename "$component")
+    overlay=$tmp/overlay-$name
+    mkdir -p "$overlay"
+    rel=$("$bin/python" -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]))' "$root/$manifests" "$overlay")
+    printf -- '---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\ncomponents:\n  - %s\n' \
+      "$rel" "$rel/components/$name" >"$overlay/kustomization.yaml"
+    echo "--> kubectl kustomize with components/$name, then kubernetes-validate --strict"
+    kubectl kustomize "$overlay" >"$tmp/$name.yaml"
+    schema_check "$tmp/$name.yaml"
+  done
+else
+  echo "--> kubectl is not installed: components/ are checked by check_manifests.py only"
+fi
+
 echo "--> yamllint"
 "$bin/yamllint" --strict -c "$manifests/.yamllint" "$manifests"
 
@@ -56,7 +78,7 @@ echo "--> shellcheck"
 "$bin/shellcheck" -s bash tests/k8s/validate.sh
 
 echo "--> hadolint"
-"$bin/hadolint" Dockerfile "$manifests/image/Dockerfile.scratch"
+"$bin/hadolint" Dockerfile "$manifests/image/Dockerfile.scratch" "$manifests/image/Dockerfile.scratch-spark"
 
 echo "--> semantic checks"
 "$bin/python" tests/k8s/check_manifests.py

@@ -21,6 +21,10 @@
 //! - scaling, deleting pods and the controller replacing them are `docker run`,
 //!   `docker stop` (SIGTERM, then SIGKILL after the grace period) and `docker rm`.
 //!
+//! One test also builds the worker variant with a Java runtime and Spark's jars
+//! (`build-image.sh --with-spark`, from the pyspark 3.5 install of `tests/spark/setup.sh`)
+//! and runs the manifests with the kustomize component `components/spark-jvm` applied.
+//!
 //! Every container, volume, network and image is labelled or named with a per-run id and
 //! removed when the test ends, whether it passed or not. Needs a Docker engine: without
 //! one the tests fail, they do not skip. Figures (image size, start-to-ALIVE times) are
@@ -63,6 +67,55 @@ struct Kustomization {
 #[derive(Deserialize)]
 struct KustomizeImage {
     name: String,
+}
+
+/// A kustomize Component (`k8s-manifests/components/<name>/kustomization.yaml`).
+#[derive(Deserialize)]
+struct Component {
+    kind: String,
+    #[serde(default)]
+    patches: Vec<PatchRef>,
+}
+
+#[derive(Deserialize)]
+struct PatchRef {
+    path: String,
+}
+
+/// Kubernetes' strategic merge, as far as the components use it: maps merge key by key
+/// (`null` deletes), the lists below merge by their key, other lists and scalars are replaced.
+fn strategic_merge(base: &mut serde_yaml::Value, patch: &serde_yaml::Value, field: &str) {
+    use serde_yaml::Value;
+    let merge_key = match field {
+        "containers" | "initContainers" | "env" | "volumes" => Some("name"),
+        "volumeMounts" => Some("mountPath"),
+        "ports" => Some("containerPort"),
+        _ => None,
+    };
+    match (base, patch) {
+        (Value::Mapping(b), Value::Mapping(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    b.remove(k);
+                } else if let Some(existing) = b.get_mut(k) {
+                    strategic_merge(existing, v, k.as_str().unwrap_or_default());
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        (Value::Sequence(b), Value::Sequence(p)) if merge_key.is_some() => {
+            let key = merge_key.expect("merge key");
+            for item in p {
+                let id = item.get(key);
+                match b.iter_mut().find(|x| id.is_some() && x.get(key) == id) {
+                    Some(existing) => strategic_merge(existing, item, ""),
+                    None => b.push(item.clone()),
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -252,6 +305,13 @@ struct Manifests {
 
 impl Manifests {
     fn load() -> Manifests {
+        Self::load_with(&[])
+    }
+
+    /// The resources of `kustomization.yaml`, with the named kustomize components of
+    /// `k8s-manifests/components/` applied (their strategic-merge patches), as an operator's
+    /// overlay listing them under `components:` would get them.
+    fn load_with(components: &[&str]) -> Manifests {
         let dir = repo_root().join("k8s-manifests");
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name))
@@ -264,22 +324,53 @@ impl Manifests {
             services: Vec::new(),
             image_names: k.images.into_iter().map(|i| i.name).collect(),
         };
+        let mut docs: Vec<(String, serde_yaml::Value)> = Vec::new();
         for file in &k.resources {
             let text = read(file);
             for de in serde_yaml::Deserializer::from_str(&text) {
-                let doc = Doc::deserialize(de).unwrap_or_else(|e| panic!("{file}: {e}"));
-                let name = doc.metadata.name.clone();
-                match doc.kind.as_str() {
-                    "ReplicationController" => m.rcs.push((
-                        name,
-                        serde_yaml::from_value(doc.spec).unwrap_or_else(|e| panic!("{file}: {e}")),
-                    )),
-                    "Service" => m.services.push((
-                        name,
-                        serde_yaml::from_value(doc.spec).unwrap_or_else(|e| panic!("{file}: {e}")),
-                    )),
-                    other => panic!("{file}: the test cannot run a {other}"),
+                let v =
+                    serde_yaml::Value::deserialize(de).unwrap_or_else(|e| panic!("{file}: {e}"));
+                docs.push((file.clone(), v));
+            }
+        }
+        for c in components {
+            let comp: Component =
+                serde_yaml::from_str(&read(&format!("components/{c}/kustomization.yaml")))
+                    .unwrap_or_else(|e| panic!("components/{c}: {e}"));
+            assert_eq!(comp.kind, "Component", "components/{c}");
+            for p in &comp.patches {
+                let file = format!("components/{c}/{}", p.path);
+                let text = read(&file);
+                for de in serde_yaml::Deserializer::from_str(&text) {
+                    let patch = serde_yaml::Value::deserialize(de)
+                        .unwrap_or_else(|e| panic!("{file}: {e}"));
+                    let target = |v: &serde_yaml::Value| {
+                        (
+                            v.get("kind").cloned(),
+                            v.get("metadata").and_then(|m| m.get("name")).cloned(),
+                        )
+                    };
+                    let (_, doc) = docs
+                        .iter_mut()
+                        .find(|(_, d)| target(d) == target(&patch))
+                        .unwrap_or_else(|| panic!("{file}: patches a resource the manifests lack"));
+                    strategic_merge(doc, &patch, "");
                 }
+            }
+        }
+        for (file, v) in docs {
+            let doc: Doc = serde_yaml::from_value(v).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let name = doc.metadata.name.clone();
+            match doc.kind.as_str() {
+                "ReplicationController" => m.rcs.push((
+                    name,
+                    serde_yaml::from_value(doc.spec).unwrap_or_else(|e| panic!("{file}: {e}")),
+                )),
+                "Service" => m.services.push((
+                    name,
+                    serde_yaml::from_value(doc.spec).unwrap_or_else(|e| panic!("{file}: {e}")),
+                )),
+                other => panic!("{file}: the test cannot run a {other}"),
             }
         }
         m
@@ -432,6 +523,8 @@ struct Kube {
     run: String,
     image: String,
     image_built: bool,
+    /// Images built besides `image` (the Spark variant), by the image the manifests name.
+    variant_images: BTreeMap<String, String>,
     network: Option<String>,
     subnet: String,
     next_host: u8,
@@ -463,6 +556,7 @@ impl Kube {
             image: format!("flint-k8s-test:{run}"),
             run,
             image_built: false,
+            variant_images: BTreeMap::new(),
             network: None,
             subnet: String::new(),
             next_host: 10,
@@ -558,6 +652,90 @@ impl Kube {
             "the image lacks something the manifests run ({script}): {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Builds the worker variant with a Java runtime and Spark's jars
+    /// (`build-image.sh --with-spark spark_home`) and runs it wherever the manifests name
+    /// `manifest_image`; returns its tag.
+    fn build_spark_variant(&mut self, spark_home: &Path, manifest_image: &str) -> String {
+        let tag = format!("{}-spark", self.image);
+        // From here on, Drop removes the tag even if the build fails.
+        self.variant_images
+            .insert(manifest_image.to_owned(), tag.clone());
+        let t = Instant::now();
+        let out = Command::new("sh")
+            .arg(repo_root().join("tests/k8s/build-image.sh"))
+            .args(["--no-build", "--tag", &tag, "--with-spark"])
+            .arg(spark_home)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run build-image.sh");
+        let took = t.elapsed();
+        assert!(
+            out.status.success(),
+            "variant image build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let size: u64 = docker_ok(&["image", "inspect", "--format", "{{.Size}}", &tag])
+            .parse()
+            .expect("size");
+        self.figure(format!(
+            "spark variant image size: {size} bytes ({:.1} MB), assembled and built in {took:?}",
+            size as f64 / 1e6
+        ));
+        tag
+    }
+
+    /// Runs a one-shot container of `image` on the cluster's network (so that its host name
+    /// resolves, as a pod's does; at `ip`, if given), locked down like the pods, and waits up
+    /// to `timeout` for it to exit: its exit code, output, and how long it ran.
+    fn run_once(
+        &self,
+        image: &str,
+        ip: Option<&str>,
+        cmd: &[&str],
+        timeout: Duration,
+    ) -> (i32, String, Duration) {
+        let name = format!("{}-once-{}", self.run, random_suffix(5));
+        let label = format!("{LABEL}={}", self.run);
+        let (entry, rest) = cmd.split_first().expect("a command");
+        let mut args = vec![
+            "run",
+            "--detach",
+            "--name",
+            &name,
+            "--network",
+            self.network(),
+            "--label",
+            &label,
+            "--user",
+            "185:185",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--tmpfs",
+            "/tmp:rw,exec,size=256m,mode=1777",
+        ];
+        if let Some(ip) = ip {
+            args.extend(["--ip", ip]);
+        }
+        args.extend(["--entrypoint", entry, image]);
+        args.extend(rest);
+        let t = Instant::now();
+        docker_ok(&args);
+        let (code, out) = self.wait_client(&name, timeout);
+        let took = t.elapsed();
+        docker_ok(&["rm", "--force", &name]);
+        (code, out, took)
+    }
+
+    /// An unused address on the cluster's network.
+    fn next_ip(&mut self) -> String {
+        let ip = format!("{}.{}", self.subnet, self.next_host);
+        self.next_host += 1;
+        ip
     }
 
     fn create_network(&mut self) {
@@ -809,7 +987,12 @@ impl Kube {
             .command
             .split_first()
             .unwrap_or_else(|| panic!("{rc_name}: no command"));
-        args.extend(["--entrypoint".into(), entry.clone(), self.image.clone()]);
+        let image = self
+            .variant_images
+            .get(&c.image)
+            .unwrap_or(&self.image)
+            .clone();
+        args.extend(["--entrypoint".into(), entry.clone(), image]);
         args.extend(rest.iter().cloned());
         args.extend(c.args.iter().cloned());
 
@@ -1135,6 +1318,9 @@ impl Drop for Kube {
         }
         if self.image_built {
             let _ = docker(&["image", "rm", "--force", &self.image]);
+        }
+        for image in self.variant_images.values() {
+            let _ = docker(&["image", "rm", "--force", image]);
         }
         self.write_figures();
     }
@@ -1531,4 +1717,231 @@ async fn pi_from_a_client_container_and_a_killed_worker_during_a_job() {
         "job with a killed worker finished {:?} after the kill",
         killed.elapsed()
     ));
+}
+
+/// What Spark's launcher (`bin/spark-class`, `JavaModuleOptions`) gives every JVM on Java 17.
+/// The variant has Spark's jars but not its scripts, so the test's driver gets them here;
+/// flint-worker adds them to the executors' commands itself.
+const SPARK_JAVA17_OPTIONS: &[&str] = &[
+    "-XX:+IgnoreUnrecognizedVMOptions",
+    "--add-opens=java.base/java.lang=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED",
+    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.net=ALL-UNNAMED",
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.util=ALL-UNNAMED",
+    "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
+    "--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.cs=ALL-UNNAMED",
+    "--add-opens=java.base/sun.security.action=ALL-UNNAMED",
+    "--add-opens=java.base/sun.util.calendar=ALL-UNNAMED",
+    "-Djdk.reflect.useDirectMethodHandle=false",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+];
+
+/// The worker variant for stock Spark JVM executors (`tests/k8s/build-image.sh --with-spark`,
+/// applied with the kustomize component `k8s-manifests/components/spark-jvm`), built from
+/// this machine's Java 17 and the jars of the pyspark 3.5 install of `tests/spark/setup.sh`:
+/// in a locked-down container from it, `java -version` runs, `$SPARK_HOME/jars` has Spark's
+/// core jar and Spark's own `SparkSubmit --version` runs from that class path; the
+/// component's workers, from the variant, register with a master pod of the plain image,
+/// offering the memory the component leaves for executor JVMs; and a stock Spark driver
+/// (spark-shell's REPL, client mode, in a container of the variant) gets its job done by an
+/// executor JVM that flint-worker starts in a worker pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_variant_image_runs_java_and_spark_executors_in_worker_pods() {
+    let _serial = SERIAL.lock().await;
+    let venv = repo_root().join(".venv-spark35");
+    assert!(
+        venv.join("bin/spark-submit").exists(),
+        "{} has no pyspark 3.5: run bash tests/spark/setup.sh",
+        venv.display()
+    );
+    let mut k = Kube::start("spark_variant_image_runs_java_and_spark_executors_in_worker_pods");
+    k.manifests = Manifests::load_with(&["spark-jvm"]);
+    let worker_image = k
+        .manifests
+        .rc("spark-worker-controller")
+        .template
+        .spec
+        .containers[0]
+        .image
+        .clone();
+    assert!(
+        worker_image.ends_with("-spark3.5"),
+        "the component runs the workers on the Spark 3.5 variant: {worker_image}"
+    );
+    let master_image = &k
+        .manifests
+        .rc("spark-master-controller")
+        .template
+        .spec
+        .containers[0]
+        .image;
+    assert!(
+        !master_image.contains("-spark"),
+        "the master stays on the plain image: {master_image}"
+    );
+    let image = k.build_spark_variant(&venv, &worker_image);
+
+    // What the image declares.
+    let inspect = |format: &str| docker_ok(&["image", "inspect", "--format", format, &image]);
+    assert_eq!(inspect("{{.Config.User}}"), "185:185");
+    let env = inspect("{{json .Config.Env}}");
+    for want in ["JAVA_HOME=/opt/java/openjdk", "SPARK_HOME=/opt/spark"] {
+        assert!(
+            env.contains(want),
+            "the image's environment lacks {want}: {env}"
+        );
+    }
+    let spark_version = inspect("{{index .Config.Labels \"org.apache.spark.version\"}}");
+    assert!(
+        spark_version.starts_with("3.5."),
+        "Spark version label: {spark_version}"
+    );
+
+    // java on the PATH (the image's, and the one /start-common.sh gives the worker and its
+    // children), JAVA_HOME's java, Spark's jars where SPARK_HOME says, and the commands the
+    // JVMs run (Spark's `rm -rf`; chmod, ls and bash for Hadoop's local file system).
+    let (code, out, _) = k.run_once(
+        &image,
+        None,
+        &[
+            "/bin/sh",
+            "-c",
+            "set -e; java -version; . /start-common.sh; command -v java; \
+             \"$JAVA_HOME/bin/java\" -version; \
+             for j in \"$SPARK_HOME\"/jars/spark-core_*.jar; do test -f \"$j\"; echo \"$j\"; done; \
+             for c in bash rm chmod ls; do command -v \"$c\" >/dev/null; done",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        code, 0,
+        "java, Spark's jars or a command the JVMs run is missing:\n{out}"
+    );
+    assert!(out.contains("openjdk version \"17"), "{out}");
+    assert!(out.contains("/opt/java/openjdk/bin/java\n"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "/opt/spark/jars/spark-core_2.12-{spark_version}.jar"
+        )),
+        "{out}"
+    );
+    // The class path the worker gives executors works: Spark's launcher prints its version.
+    let (code, out, took) = k.run_once(
+        &image,
+        None,
+        &[
+            "/bin/sh",
+            "-c",
+            "exec java -cp \"$SPARK_HOME/conf:$SPARK_HOME/jars/*\" org.apache.spark.deploy.SparkSubmit --version",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "SparkSubmit --version failed:\n{out}");
+    assert!(out.contains(&format!("version {spark_version}")), "{out}");
+    assert!(out.contains("OpenJDK 64-Bit Server VM, 17"), "{out}");
+    k.figure(format!(
+        "java -cp $SPARK_HOME/jars/* ...SparkSubmit --version in a container: {took:?}"
+    ));
+
+    // A master pod of the plain image; the component's workers, from the variant.
+    let master = k.apply_rc("spark-master-controller")[0];
+    k.wait_probe(master, true).await;
+    let workers = k.apply_rc("spark-worker-controller");
+    let times = k.wait_alive(&workers, Duration::from_secs(60)).await;
+    for (p, t) in workers.iter().zip(&times) {
+        let name = k.pods[*p].name.clone();
+        k.figure(format!(
+            "spark variant worker {name}: container start to ALIVE {t:?}"
+        ));
+    }
+    let s = k.state().await.expect("state");
+    for &p in &workers {
+        let pod = &k.pods[p];
+        assert_eq!(
+            docker_ok(&["inspect", "--format", "{{.Config.Image}}", &pod.container]),
+            image,
+            "{} runs the variant",
+            pod.name
+        );
+        let w = s
+            .alive_workers()
+            .find(|w| w.host == pod.ip)
+            .expect("worker by pod IP");
+        let cores: u32 = pod.env["SPARK_WORKER_CORES"].parse().expect("cores");
+        assert_eq!(
+            (w.cores, w.memory_mb),
+            (cores, expected_worker_memory_mb(&pod.env)),
+            "{}: cores and memory from the component's limits and headroom",
+            pod.name
+        );
+        let log = logs(&pod.container);
+        assert!(log.contains("Successfully registered with master"), "{log}");
+    }
+    for &p in &workers {
+        k.wait_probe(p, true).await;
+    }
+
+    // A stock Spark driver in client mode: spark-shell's REPL (Spark's jars have no example
+    // application) in a container of the variant, at a fixed address for its executors to
+    // call back. One executor of one core: its JVM runs in a worker pod, started by
+    // flint-worker from JAVA_HOME and SPARK_HOME; no task can run anywhere else.
+    let driver_ip = k.next_ip();
+    let driver = format!(
+        "printf '%s\\n' 'val n = sc.parallelize(1 to 1000, 4).map(_ * 2L).reduce(_ + _)' \
+         'println(\"FLINT-SUM=\" + n)' ':quit' | \
+         exec java -Dscala.usejavacp=true {opts} -Xmx512m \
+         -cp \"$SPARK_HOME/conf:$SPARK_HOME/jars/*\" org.apache.spark.deploy.SparkSubmit \
+         --master spark://spark-master:7077 --class org.apache.spark.repl.Main \
+         --name flint-k8s-spark-shell --conf spark.driver.host={driver_ip} \
+         --conf spark.executor.memory=512m --conf spark.executor.cores=1 \
+         --conf spark.cores.max=1 --conf spark.ui.enabled=false spark-shell",
+        opts = SPARK_JAVA17_OPTIONS.join(" ")
+    );
+    let (code, out, took) = k.run_once(
+        &image,
+        Some(&driver_ip),
+        &["/bin/sh", "-c", &driver],
+        Duration::from_secs(300),
+    );
+    assert_eq!(code, 0, "the spark-shell driver failed:\n{out}");
+    assert!(
+        out.contains("FLINT-SUM=1001000"),
+        "the job's result:\n{out}"
+    );
+    assert!(
+        !out.contains("Cannot run program"),
+        "the JVMs miss a command in the image:\n{out}"
+    );
+    k.figure(format!(
+        "spark-shell driver container (client mode), one job on an executor JVM in a worker pod: {took:?}"
+    ));
+    let s = k.state().await.expect("state");
+    let app = s
+        .completed_apps
+        .iter()
+        .chain(&s.active_apps)
+        .find(|a| a.desc.name == "flint-k8s-spark-shell")
+        .expect("the driver's application on the master");
+    let ran: Vec<&ExecutorView> = app.executors.iter().chain(&app.removed_executors).collect();
+    assert_eq!(ran.len(), 1, "one executor: {ran:?}");
+    let pod = workers
+        .iter()
+        .map(|&p| &k.pods[p])
+        .find(|pod| {
+            s.worker(&ran[0].worker_id)
+                .is_some_and(|w| w.host == pod.ip)
+        })
+        .expect("the executor ran on a worker pod of the variant");
+    let log = logs(&pod.container);
+    assert!(
+        log.contains(&format!("executor started app_id={}", app.id)),
+        "{} started the executor JVM:\n{log}",
+        pod.name
+    );
 }
