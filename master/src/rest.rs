@@ -16,7 +16,9 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use flint_client::rest::*;
-use flint_proto::spark::command::{DRIVER_WRAPPER, spark_command_spec, submitted_env};
+use flint_proto::spark::command::{
+    DRIVER_WRAPPER, line_of_version, spark_command_spec, submitted_env, tag_line,
+};
 use flint_proto::spark::messages::Command as SparkCommand;
 use flint_proto::types::*;
 use flint_proto::units::parse_memory_mb;
@@ -136,6 +138,7 @@ fn string_field(m: &Map<String, Value>, field: &str) -> Result<Option<String>, S
 
 /// A validated create request (Spark's `CreateSubmissionRequest.doValidate`).
 struct Create {
+    client_version: String,
     app_resource: String,
     main_class: String,
     app_args: Vec<String>,
@@ -147,7 +150,7 @@ struct Create {
 fn validate_create(m: &Map<String, Value>) -> Result<Create, String> {
     let fail = |why: String| format!("Validation of message CreateSubmissionRequest failed! {why}");
     let missing = |f: &str| fail(format!("'{f}' is missing."));
-    string_field(m, "clientSparkVersion")
+    let client_version = string_field(m, "clientSparkVersion")
         .map_err(&fail)?
         .ok_or_else(|| missing("clientSparkVersion"))?;
     let props = string_map(m.get("sparkProperties"), "sparkProperties")
@@ -209,6 +212,7 @@ fn validate_create(m: &Map<String, Value>) -> Result<Create, String> {
         .cloned()
         .collect();
     Ok(Create {
+        client_version,
         app_resource,
         main_class,
         app_args,
@@ -327,11 +331,15 @@ fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription,
         library_path_entries,
         java_opts,
     };
+    let mut spec = spark_command_spec(&command);
+    if let Some(line) = line_of_version(&c.client_version) {
+        tag_line(&mut spec, line);
+    }
     Ok(DriverDescription {
         name: props.get("spark.app.name").cloned().unwrap_or_default(),
         app_resource: c.app_resource.clone(),
         app_sha256: None,
-        command: spark_command_spec(&command),
+        command: spec,
         cores,
         memory_mb,
         supervise,
@@ -579,6 +587,7 @@ mod tests {
             ]
         );
         assert!(!d.command.env.contains_key("SPARK_LOCAL_IP"));
+        assert_eq!(d.command.env["FLINT_SPARK_LINE"], "3.5");
         assert_eq!(
             d.command.env.get("SPARK_SCALA_VERSION").map(String::as_str),
             Some("2.12")

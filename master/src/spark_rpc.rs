@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use flint_proto::spark::command::{app_description, driver_description};
+use flint_proto::spark::command::{app_description, driver_description, tag_line};
 use flint_proto::spark::messages::{
     ApplicationDescription, DriverState as SparkDriverState, EndpointRef,
     ExecutorState as SparkState,
@@ -341,7 +341,12 @@ impl Conn {
             message,
         };
         let desc = match driver_description(driver) {
-            Ok(d) => d,
+            Ok(mut d) => {
+                if let Some(enc) = &self.encoder {
+                    tag_line(&mut d.command, enc.line());
+                }
+                d
+            }
             Err(e) => {
                 warn!(peer = %self.peer, error = %e, "driver submission refused");
                 return refused(format!("Driver submission refused: {e}"));
@@ -413,7 +418,10 @@ impl Conn {
             debug!(peer = %self.peer, "RegisterApplication again on the same connection; ignored");
             return;
         }
-        let desc = app_description(&app);
+        let mut desc = app_description(&app);
+        if let Some(enc) = &self.encoder {
+            tag_line(&mut desc.command, enc.line());
+        }
         let conn = self.handle.new_conn();
         let encoder = self.encoder();
         let master = self.master_address();

@@ -66,7 +66,13 @@ impl Spark {
 
     /// Compiles tests/spark/JavaPi.java against this Spark's jars into `dir/pi.jar`.
     fn java_pi(&self, dir: &Path) -> PathBuf {
-        let jar = dir.join("pi.jar");
+        let jar = dir.join(format!(
+            "pi-{}.jar",
+            self.venv
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("spark")
+        ));
         let out = Command::new("bash")
             .arg(repo_root().join("tests/spark/build-javapi.sh"))
             .arg(&self.home)
@@ -285,18 +291,21 @@ fn leftover_processes(c: &Cluster) -> Vec<i32> {
     (0..2).flat_map(|w| processes_in(&c.work_dir(w))).collect()
 }
 
-async fn java_pi_client_mode(spark: Spark, line: &str) {
-    let c = spark_cluster(&spark, &[], 1);
+/// `spark-submit --class JavaPi` in client mode as application `name`; checks the answer,
+/// the application's end in Flint and that its executors were Spark JVMs on Flint workers.
+async fn java_pi_client_mode(c: &Cluster, spark: &Spark, line: &str, name: &str) {
     let jar = spark.java_pi(c.dir.path());
-    let log = c.dir.path().join("spark-submit.log");
+    let log = c.dir.path().join(format!("spark-submit-{name}.log"));
     let jar_s = jar.display().to_string();
     let mut args = vec!["--master", &c.master_url];
     args.extend(CLIENT_CONF);
     args.extend([
         "--name",
-        "java-pi",
+        name,
         "--total-executor-cores",
         "2",
+        "--executor-cores",
+        "1",
         "--executor-memory",
         "512m",
         "--class",
@@ -321,7 +330,7 @@ async fn java_pi_client_mode(spark: Spark, line: &str) {
         text.contains(&format!("Running Spark version {line}")),
         "{text}"
     );
-    let app = finished_app(&c, "java-pi").await;
+    let app = finished_app(c, name).await;
     assert_eq!(app.state, ApplicationState::Finished, "{app:?}");
     let executors = all_executors(&app);
     assert!(!executors.is_empty(), "no executors: {app:?}");
@@ -330,7 +339,7 @@ async fn java_pi_client_mode(spark: Spark, line: &str) {
     }
     // The executors really were Spark JVMs started by the Flint workers, and `--worker-url`
     // is the worker's Spark endpoint, which the executor's WorkerWatcher dials.
-    let stderr = executor_stderr(&c, &app, executors[0]);
+    let stderr = executor_stderr(c, &app, executors[0]);
     assert!(
         stderr.contains("CoarseGrainedExecutorBackend"),
         "executor stderr:\n{stderr}"
@@ -339,17 +348,48 @@ async fn java_pi_client_mode(spark: Spark, line: &str) {
         stderr.contains("WorkerWatcher: Connecting to worker spark://Worker@127.0.0.1:"),
         "executor stderr:\n{stderr}"
     );
-    assert!(leftover_processes(&c).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_35_java_pi_client_mode() {
-    java_pi_client_mode(Spark::v35(), "3.5").await;
+    let spark = Spark::v35();
+    let c = spark_cluster(&spark, &[], 1);
+    java_pi_client_mode(&c, &spark, "3.5", "java-pi").await;
+    assert!(leftover_processes(&c).is_empty());
 }
 
+/// Spark 3.5 and 4.0 drivers at once on one cluster: the master reads each driver's line from
+/// its stream and the workers run each application's executors from the matching install
+/// (`FLINT_SPARK_HOME_3_5`, `FLINT_SPARK_HOME_4_0`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spark_40_java_pi_client_mode() {
-    java_pi_client_mode(Spark::v40(), "4.0").await;
+async fn spark_35_and_40_side_by_side() {
+    let (s35, s40) = (Spark::v35(), Spark::v40());
+    let mut c = Cluster::master(&[]);
+    for _ in 0..2 {
+        c.add_worker_with_env(
+            WorkerSpec {
+                cores: 2,
+                memory: "3g",
+            },
+            &[
+                ("FLINT_SPARK_HOME_3_5", &s35.home()),
+                ("FLINT_SPARK_HOME_4_0", &s40.home()),
+                ("SPARK_LOCAL_IP", "127.0.0.1"),
+            ],
+        );
+    }
+    tokio::join!(
+        java_pi_client_mode(&c, &s35, "3.5", "pi-on-3.5"),
+        java_pi_client_mode(&c, &s40, "4.0", "pi-on-4.0"),
+    );
+    let master_log = c.master.log_text();
+    for line in ["3.5", "4.0"] {
+        assert!(
+            master_log.contains(&format!("line={line}")),
+            "the master did not see a {line} driver:\n{master_log}"
+        );
+    }
+    assert!(leftover_processes(&c).is_empty());
 }
 
 /// Word count with a Python UDF (normalising words) in the DataFrame API, and an RDD

@@ -23,7 +23,7 @@ use flint_proto::spark::command::is_spark_command;
 
 use crate::fetch;
 use crate::process::{Launcher, ProcessSpec, substitute};
-use crate::spark_jvm::{SparkHost, spark_jvm_command};
+use crate::spark_jvm::{JvmRole, SparkHost, spark_jvm_command};
 
 /// What every runner needs to know about its worker.
 #[derive(Clone, Debug)]
@@ -128,7 +128,13 @@ async fn run_executor(
     ];
     let (mut program, mut args, mut child_env) = substitute_all(&l.app.command, &vars);
     if is_spark_command(&l.app.command) {
-        match spark_jvm_command(&args, &mut child_env, l.memory_mb, &SparkHost::from_env()) {
+        match spark_jvm_command(
+            &args,
+            &mut child_env,
+            l.memory_mb,
+            &SparkHost::from_env(),
+            JvmRole::Executor,
+        ) {
             Ok((p, a)) => (program, args) = (p, a),
             Err(e) => {
                 warn!(app_id = %l.app_id, exec_id = l.executor_id, error = %e, "cannot build the Spark executor's command");
@@ -308,6 +314,7 @@ async fn run_driver(
             &mut child_env,
             desc.memory_mb,
             &SparkHost::from_env(),
+            JvmRole::Driver,
         ) {
             Ok((p, a)) => (program, args) = (p, a),
             Err(e) => {

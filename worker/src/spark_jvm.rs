@@ -6,19 +6,19 @@
 use std::collections::BTreeMap;
 
 use flint_proto::spark::command::{
-    SPARK_CLASSPATH_ENV, SPARK_JAVA_OPTS_ENV, SPARK_LIBRARY_PATH_ENV, SPARK_MAIN_CLASS_ENV,
+    SPARK_CLASSPATH_ENV, SPARK_JAVA_OPTS_ENV, SPARK_LIBRARY_PATH_ENV, SPARK_LINE_ENV,
+    SPARK_MAIN_CLASS_ENV,
 };
 
 /// The JVM options Spark's launcher gives every JVM it starts on Java 17+
 /// (`JavaModuleOptions`): Spark's code reflects into JDK internals and fails with
-/// `IllegalAccessError` without them. The driver puts them in its executors' commands; Spark's
-/// legacy cluster-mode client and REST server do not put them in the driver's, and Spark's
-/// worker does not add them, so a cluster-mode driver dies at start on Java 17. Flint's
-/// worker adds the missing ones to every Spark command (`IgnoreUnrecognizedVMOptions` keeps
-/// older JVMs happy).
+/// `IllegalAccessError` without them. A driver puts them in its executors' commands, but
+/// Spark's legacy cluster-mode client and REST server do not put them in a driver's own
+/// command and Spark's worker does not add them, so a cluster-mode driver dies at start on
+/// Java 17. Flint's worker adds the missing ones to every driver (`IgnoreUnrecognizedVMOptions`
+/// keeps older JVMs happy); executors run with exactly the options their driver chose.
 pub const JAVA_MODULE_OPTIONS: &[&str] = &[
     "-XX:+IgnoreUnrecognizedVMOptions",
-    "--add-modules=jdk.incubator.vector",
     "--add-opens=java.base/java.lang=ALL-UNNAMED",
     "--add-opens=java.base/java.lang.invoke=ALL-UNNAMED",
     "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
@@ -35,13 +35,33 @@ pub const JAVA_MODULE_OPTIONS: &[&str] = &[
     "--add-opens=java.base/sun.util.calendar=ALL-UNNAMED",
     "--add-opens=java.security.jgss/sun.security.krb5=ALL-UNNAMED",
     "-Djdk.reflect.useDirectMethodHandle=false",
+];
+
+/// What Spark 4.0's launcher adds to [`JAVA_MODULE_OPTIONS`].
+pub const SPARK_4_MODULE_OPTIONS: &[&str] = &[
+    "--add-modules=jdk.incubator.vector",
     "-Dio.netty.tryReflectionSetAccessible=true",
 ];
 
+/// Which Spark process a command starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JvmRole {
+    /// `CoarseGrainedExecutorBackend`: the driver's options as they are.
+    Executor,
+    /// `DriverWrapper`: plus the Java 17 module options it lacks.
+    Driver,
+}
+
 /// Where this worker's Spark and Java are (its own environment, never a submitter's).
+///
+/// One worker can serve Spark 3.5 and 4.0 drivers side by side: `FLINT_SPARK_HOME_3_5` and
+/// `FLINT_SPARK_HOME_4_0` name an install per line, and the command's line (which the master
+/// read from the driver's stream) picks one; `SPARK_HOME` serves any line without its own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SparkHost {
     pub spark_home: Option<String>,
+    /// Per Spark line (`3.5`, `4.0`).
+    pub line_homes: BTreeMap<String, String>,
     pub conf_dir: Option<String>,
     pub java_home: Option<String>,
 }
@@ -49,12 +69,45 @@ pub struct SparkHost {
 impl SparkHost {
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let line_homes = [
+            ("3.5", "FLINT_SPARK_HOME_3_5"),
+            ("4.0", "FLINT_SPARK_HOME_4_0"),
+        ]
+        .into_iter()
+        .filter_map(|(line, k)| Some((line.to_owned(), var(k)?)))
+        .collect();
         Self {
             spark_home: var("SPARK_HOME"),
+            line_homes,
             conf_dir: var("SPARK_CONF_DIR"),
             java_home: var("JAVA_HOME"),
         }
     }
+
+    /// The install for a driver of `line` (`None`: the line is unknown).
+    fn home_for(&self, line: Option<&str>) -> Option<&str> {
+        line.and_then(|l| self.line_homes.get(l))
+            .or(self.spark_home.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// The Spark version of the install at `home` (`3.5.9`), from its `spark-core` jar's name;
+/// `None` when it cannot tell.
+pub fn spark_version(home: &str) -> Option<String> {
+    std::fs::read_dir(std::path::Path::new(home).join("jars"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .find_map(|name| {
+            let rest = name.strip_prefix("spark-core_")?.strip_suffix(".jar")?;
+            let (_scala, version) = rest.split_once('-')?;
+            version
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+                .then(|| version.to_owned())
+        })
 }
 
 /// Builds the JVM command line of a Spark executor the way Spark's worker does
@@ -63,15 +116,17 @@ impl SparkHost {
 /// `args` = javaOpts ++ [mainClass] ++ arguments (placeholders already substituted). Removes the
 /// `FLINT_SPARK_*` convention variables from `env` and sets `LD_LIBRARY_PATH` from the
 /// library path entries. Returns the program and its arguments.
-/// Every option of [`JAVA_MODULE_OPTIONS`] the command lacks is added before the command's
-/// own options.
+/// For a [`JvmRole::Driver`], every option of [`JAVA_MODULE_OPTIONS`] (and, for a Spark 4.0
+/// driver, [`SPARK_4_MODULE_OPTIONS`]) the command lacks is added before its own options.
 pub fn spark_jvm_command(
     args: &[String],
     env: &mut BTreeMap<String, String>,
     memory_mb: u64,
     host: &SparkHost,
+    role: JvmRole,
 ) -> Result<(String, Vec<String>), String> {
-    let spark_home = host.spark_home.as_deref();
+    let line = env.remove(SPARK_LINE_ENV);
+    let spark_home = host.home_for(line.as_deref());
     let spark_conf_dir = host.conf_dir.as_deref();
     let java_home = host.java_home.as_deref();
     let main_class = env.remove(SPARK_MAIN_CLASS_ENV).unwrap_or_default();
@@ -93,6 +148,18 @@ pub fn spark_jvm_command(
         return Err("SPARK_HOME is not set on this worker".into());
     };
     let spark_home = spark_home.trim_end_matches('/');
+    // A driver of one line cannot use executors of another (every serialVersionUID
+    // differs): say so now rather than let the JVMs fail to talk.
+    if let Some(line) = line.as_deref()
+        && let Some(version) = spark_version(spark_home)
+        && !version.starts_with(&format!("{line}."))
+    {
+        return Err(format!(
+            "the driver runs Spark {line} but this worker's Spark at {spark_home} is {version}: \
+             set FLINT_SPARK_HOME_{} (or SPARK_HOME) to a Spark {line} install",
+            line.replace('.', "_")
+        ));
+    }
     let conf_dir = spark_conf_dir
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{spark_home}/conf"));
@@ -121,13 +188,21 @@ pub fn spark_jvm_command(
         None => "java".to_owned(),
     };
     let mut out = vec!["-cp".to_owned(), cp.join(":"), format!("-Xmx{memory_mb}M")];
-    let own = &args[..n_opts];
-    out.extend(
-        JAVA_MODULE_OPTIONS
-            .iter()
-            .filter(|o| !own.iter().any(|x| x == *o))
-            .map(|o| (*o).to_owned()),
-    );
+    if role == JvmRole::Driver {
+        let own = &args[..n_opts];
+        let extra = if line.as_deref() == Some("4.0") {
+            SPARK_4_MODULE_OPTIONS
+        } else {
+            &[]
+        };
+        out.extend(
+            JAVA_MODULE_OPTIONS
+                .iter()
+                .chain(extra)
+                .filter(|o| !own.iter().any(|x| x == *o))
+                .map(|o| (*o).to_owned()),
+        );
+    }
     // Like Spark's worker: the RPC secret never goes on a command line.
     out.extend(
         args[..n_opts]
@@ -142,6 +217,53 @@ pub fn spark_jvm_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_drivers_line_picks_the_install_and_a_mismatch_is_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let mk = |dir: &str, jar: &str| {
+            let home = tmp.path().join(dir);
+            std::fs::create_dir_all(home.join("jars")).expect("jars");
+            std::fs::write(home.join("jars").join(jar), b"").expect("jar");
+            home.display().to_string()
+        };
+        let h35 = mk("s35", "spark-core_2.12-3.5.9.jar");
+        let h40 = mk("s40", "spark-core_2.13-4.0.5.jar");
+        assert_eq!(spark_version(&h35).as_deref(), Some("3.5.9"));
+        assert_eq!(spark_version(&h40).as_deref(), Some("4.0.5"));
+        assert_eq!(spark_version("/nonexistent"), None);
+        let args: Vec<String> = ["Main"].map(String::from).to_vec();
+        let env = |line: &str| {
+            BTreeMap::from([
+                (SPARK_MAIN_CLASS_ENV.to_owned(), "Main".to_owned()),
+                (SPARK_JAVA_OPTS_ENV.to_owned(), "0".to_owned()),
+                (SPARK_LINE_ENV.to_owned(), line.to_owned()),
+            ])
+        };
+        let host = SparkHost {
+            spark_home: Some(h35.clone()),
+            line_homes: BTreeMap::from([("4.0".to_owned(), h40.clone())]),
+            ..SparkHost::default()
+        };
+        let cp = |line: &str| {
+            let mut e = env(line);
+            let (_, out) =
+                spark_jvm_command(&args, &mut e, 512, &host, JvmRole::Executor).expect("command");
+            assert!(!e.contains_key(SPARK_LINE_ENV));
+            out[1].clone()
+        };
+        assert!(cp("4.0").ends_with("s40/jars/*"));
+        assert!(cp("3.5").ends_with("s35/jars/*"));
+        // Only a 3.5 install: a 4.0 driver's executor is refused with the reason.
+        let only35 = SparkHost {
+            spark_home: Some(h35),
+            ..SparkHost::default()
+        };
+        let err = spark_jvm_command(&args, &mut env("4.0"), 512, &only35, JvmRole::Executor)
+            .expect_err("mismatch");
+        assert!(err.contains("Spark 4.0") && err.contains("3.5.9"), "{err}");
+        assert!(err.contains("FLINT_SPARK_HOME_4_0"), "{err}");
+    }
 
     #[test]
     fn spark_executor_commands_become_jvm_command_lines() {
@@ -164,14 +286,38 @@ mod tests {
             spark_home: Some(h.into()),
             ..SparkHost::default()
         };
-        let (program, out) =
-            spark_jvm_command(&args, &mut env.clone(), 512, &home("/spark/")).expect("command");
+        // Executors: the driver's options, as they are.
+        let (program, out) = spark_jvm_command(
+            &args,
+            &mut env.clone(),
+            512,
+            &home("/spark/"),
+            JvmRole::Executor,
+        )
+        .expect("command");
         assert_eq!(program, "java");
-        let n = JAVA_MODULE_OPTIONS.len();
         assert_eq!(
-            out[..3],
-            ["-cp", "/x.jar:/spark/conf:/spark/jars/*", "-Xmx512M"]
+            out,
+            [
+                "-cp",
+                "/x.jar:/spark/conf:/spark/jars/*",
+                "-Xmx512M",
+                "-Dspark.driver.port=7",
+                "org.apache.spark.executor.CoarseGrainedExecutorBackend",
+                "--executor-id",
+                "3"
+            ]
         );
+        // Drivers: plus the module options (a 4.0 driver also gets Spark 4's).
+        let (_, out) = spark_jvm_command(
+            &args,
+            &mut env.clone(),
+            512,
+            &home("/spark/"),
+            JvmRole::Driver,
+        )
+        .expect("command");
+        let n = JAVA_MODULE_OPTIONS.len();
         assert_eq!(out[3..3 + n], *JAVA_MODULE_OPTIONS);
         assert_eq!(
             out[3 + n..],
@@ -182,13 +328,18 @@ mod tests {
                 "3"
             ]
         );
+        let mut env4 = env.clone();
+        env4.insert(SPARK_LINE_ENV.to_owned(), "4.0".to_owned());
+        let (_, out) = spark_jvm_command(&args, &mut env4, 512, &home("/s"), JvmRole::Driver)
+            .expect("command");
+        assert_eq!(out[3 + n..3 + n + 2], *SPARK_4_MODULE_OPTIONS);
         // Options the command already has are not repeated.
         let mut with_opens = args.clone();
         with_opens.insert(0, JAVA_MODULE_OPTIONS[2].to_owned());
         let mut env3 = env.clone();
         env3.insert(SPARK_JAVA_OPTS_ENV.to_owned(), "3".to_owned());
-        let (_, out) =
-            spark_jvm_command(&with_opens, &mut env3, 512, &home("/s")).expect("command");
+        let (_, out) = spark_jvm_command(&with_opens, &mut env3, 512, &home("/s"), JvmRole::Driver)
+            .expect("command");
         assert_eq!(
             out.iter().filter(|o| *o == JAVA_MODULE_OPTIONS[2]).count(),
             1
@@ -197,8 +348,10 @@ mod tests {
             spark_home: Some("/s".into()),
             conf_dir: Some("/c".into()),
             java_home: Some("/jdk".into()),
+            ..SparkHost::default()
         };
-        let (program, _) = spark_jvm_command(&args, &mut env, 512, &host).expect("command");
+        let (program, _) =
+            spark_jvm_command(&args, &mut env, 512, &host, JvmRole::Executor).expect("command");
         assert_eq!(program, "/jdk/bin/java");
         assert_eq!(env.keys().collect::<Vec<_>>(), ["SPARK_USER"]);
         let mut env = BTreeMap::from([
@@ -206,10 +359,16 @@ mod tests {
             (SPARK_JAVA_OPTS_ENV.to_owned(), "2".to_owned()),
         ]);
         assert_eq!(
-            spark_jvm_command(&args, &mut env.clone(), 512, &SparkHost::default()),
+            spark_jvm_command(
+                &args,
+                &mut env.clone(),
+                512,
+                &SparkHost::default(),
+                JvmRole::Executor
+            ),
             Err("SPARK_HOME is not set on this worker".into())
         );
         env.insert(SPARK_JAVA_OPTS_ENV.to_owned(), "1".to_owned());
-        assert!(spark_jvm_command(&args, &mut env, 512, &home("/s")).is_err());
+        assert!(spark_jvm_command(&args, &mut env, 512, &home("/s"), JvmRole::Executor).is_err());
     }
 }

@@ -22,6 +22,10 @@ pub const SPARK_CLASSPATH_ENV: &str = "FLINT_SPARK_CLASSPATH";
 /// Env var of a Spark command: `Command.libraryPathEntries`, joined with `:`.
 pub const SPARK_LIBRARY_PATH_ENV: &str = "FLINT_SPARK_LIBRARY_PATH";
 
+/// Env var of a Spark command: the driver's Spark line (`3.5`, `4.0`), as the master read it
+/// from the driver's (or submitter's) stream; the worker picks a matching Spark install.
+pub const SPARK_LINE_ENV: &str = "FLINT_SPARK_LINE";
+
 /// Spark's cluster-mode driver launcher.
 pub const DRIVER_WRAPPER: &str = "org.apache.spark.deploy.worker.DriverWrapper";
 
@@ -46,6 +50,22 @@ pub fn spark_command_spec(cmd: &Command) -> CommandSpec {
         program: "java".into(),
         args,
         env,
+    }
+}
+
+/// Marks a Spark command with the Spark line of the driver that will talk to it.
+pub fn tag_line(spec: &mut CommandSpec, line: crate::spark::SparkLine) {
+    spec.env.insert(SPARK_LINE_ENV.into(), line.to_string());
+}
+
+/// The Spark line of a client that says it runs `version` (REST's `clientSparkVersion`).
+pub fn line_of_version(version: &str) -> Option<crate::spark::SparkLine> {
+    use crate::spark::SparkLine;
+    let mut parts = version.trim().split('.');
+    match (parts.next(), parts.next()) {
+        (Some("3"), Some("5")) => Some(SparkLine::V3_5),
+        (Some("4"), Some("0")) => Some(SparkLine::V4_0),
+        _ => None,
     }
 }
 
@@ -238,6 +258,18 @@ mod tests {
             assert!(!d.command.env.contains_key(k), "{k}");
         }
         assert_eq!(d.command.env["SPARK_USER"], "alice");
+    }
+
+    #[test]
+    fn lines_tag_commands_and_versions_map_to_lines() {
+        use crate::spark::SparkLine;
+        let mut spec = driver_description(&legacy_driver()).expect("valid").command;
+        tag_line(&mut spec, SparkLine::V4_0);
+        assert_eq!(spec.env[SPARK_LINE_ENV], "4.0");
+        assert_eq!(line_of_version("3.5.3"), Some(SparkLine::V3_5));
+        assert_eq!(line_of_version("4.0.5"), Some(SparkLine::V4_0));
+        assert_eq!(line_of_version("4.1.0"), None);
+        assert_eq!(line_of_version(""), None);
     }
 
     #[test]
