@@ -712,6 +712,64 @@ async fn spark_cluster_mode_through_rest_with_status_and_kill() {
     .await;
 }
 
+/// Spark 4.0 in cluster deploy mode through both gateways (its legacy client sends the
+/// environment as a map with a default, which 3.5's does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spark_40_cluster_mode_through_the_legacy_client_and_rest() {
+    let spark = Spark::v40();
+    let c = spark_cluster(
+        &spark,
+        &[
+            ("spark.master.rest.enabled", "true"),
+            ("spark.master.rest.port", "0"),
+        ],
+        2,
+    );
+    let rest = c.rest_url().expect("REST server on");
+    let jar = spark.java_pi(c.dir.path());
+    let jar_s = jar.display().to_string();
+    for (gateway, master) in [("legacy", c.master_url.clone()), ("rest", rest)] {
+        let name = format!("pi-4.0-{gateway}");
+        let rest_conf = if gateway == "rest" {
+            "spark.master.rest.enabled=true"
+        } else {
+            "spark.master.rest.enabled=false"
+        };
+        let args = [
+            "--master",
+            &master,
+            "--conf",
+            rest_conf,
+            "--deploy-mode",
+            "cluster",
+            "--name",
+            &name,
+            "--driver-memory",
+            "512m",
+            "--total-executor-cores",
+            "2",
+            "--executor-memory",
+            "512m",
+            "--class",
+            "JavaPi",
+            &jar_s,
+            "4",
+        ];
+        let log = c.dir.path().join(format!("submit-{gateway}.log"));
+        let (ok, text) = spark.run("spark-submit", &args, c.dir.path(), &log).await;
+        print_lines(&format!("spark-submit {gateway}"), &text, &["driver-"]);
+        assert!(ok, "spark-submit ({gateway}) failed:\n{text}");
+        let id = driver_id_in(&text);
+        let d = driver_in(&c, &id, DriverState::Finished).await;
+        let page = driver_stdout_page(&c, &d).await;
+        assert!(page.contains("Pi is roughly 3.1"), "{page}");
+        let app = finished_app(&c, &name).await;
+        assert_eq!(app.state, ApplicationState::Finished);
+        assert!(!all_executors(&app).is_empty());
+    }
+    assert!(c.master.log_text().contains("line=4.0"));
+}
+
 const DYNAMIC: &str = r#"
 import time
 from pyspark import SparkContext

@@ -500,6 +500,16 @@ fn tuple2(stream: &Stream, value: &Value, what: &str) -> Result<(Value, Value), 
 
 /// Any Scala map, as its entries in stream order.
 pub fn map(stream: &Stream, value: &Value, what: &str) -> Result<Vec<(Value, Value)>, DecodeError> {
+    map_nested(stream, value, what, 0)
+}
+
+/// [`map`], `depth` maps-with-a-default deep (a crafted stream may nest them in a cycle).
+fn map_nested(
+    stream: &Stream,
+    value: &Value,
+    what: &str,
+    depth: usize,
+) -> Result<Vec<(Value, Value)>, DecodeError> {
     if let Some(module) = module_name(stream, value) {
         return match module {
             "scala.collection.immutable.Map$EmptyMap$" => Ok(Vec::new()),
@@ -546,6 +556,20 @@ pub fn map(stream: &Stream, value: &Value, what: &str) -> Result<Vec<(Value, Val
             .iter()
             .map(|v| tuple2(stream, v, what))
             .collect(),
+        // `map.withDefault(f)` / `withDefaultValue(v)`: Spark 4's legacy submission client
+        // sends its environment this way. The entries are the underlying map's.
+        "scala.collection.immutable.Map$WithDefault" | "scala.collection.Map$WithDefault" => {
+            let underlying = obj
+                .field_where(|n| n == "underlying" || n.ends_with("$$underlying"))
+                .ok_or_else(|| DecodeError::MissingField {
+                    class: class.to_owned(),
+                    field: "underlying".into(),
+                })?;
+            if depth >= 4 {
+                return Err(unexpected(stream, value, what, "a Map"));
+            }
+            map_nested(stream, &underlying, what, depth + 1)
+        }
         _ => Err(unexpected(stream, value, what, "a Map")),
     }
 }
@@ -723,6 +747,52 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
+        }
+    }
+
+    #[test]
+    fn maps_with_a_default_read_as_their_underlying_map() {
+        use crate::spark::jser::{ClassDescriptor, ClassSpec, FieldSpec as F};
+        for (line, prefix) in [
+            (SparkLine::V4_0, "scala$collection$immutable$Map$Map2$$"),
+            (SparkLine::V3_5, ""),
+        ] {
+            let mut set = line.descriptors();
+            set.insert(ClassDescriptor::from(&ClassSpec {
+                name: "scala.collection.immutable.Map$WithDefault",
+                suid: 3,
+                flags: 0x02,
+                super_class: None,
+                fields: &[
+                    F(b'L', "defaultValue", "Lscala/Function1;"),
+                    F(b'L', "underlying", "Lscala/collection/immutable/Map;"),
+                ],
+            }));
+            let mut map2 = ObjectNode::new("scala.collection.immutable.Map$Map2");
+            for i in 1..=2 {
+                map2 = map2
+                    .field(format!("{prefix}key{i}"), Node::string(format!("K{i}")))
+                    .field(format!("{prefix}value{i}"), Node::string(format!("v{i}")));
+            }
+            let node = ObjectNode::new("scala.collection.immutable.Map$WithDefault")
+                .field("defaultValue", Node::Null)
+                .field("underlying", Node::Object(map2));
+            let stream = round(&set, Node::Object(node));
+            let entries = string_map(&stream, &stream.root().unwrap(), "env").unwrap();
+            assert_eq!(
+                entries.into_iter().collect::<Vec<_>>(),
+                [
+                    ("K1".to_owned(), "v1".to_owned()),
+                    ("K2".to_owned(), "v2".to_owned())
+                ],
+                "{line}"
+            );
+            // A map with a default whose underlying map is missing is an error, not a panic.
+            let node = ObjectNode::new("scala.collection.immutable.Map$WithDefault")
+                .field("defaultValue", Node::Null)
+                .field("underlying", Node::Null);
+            let stream = round(&set, Node::Object(node));
+            assert!(string_map(&stream, &stream.root().unwrap(), "env").is_err());
         }
     }
 
