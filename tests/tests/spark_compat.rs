@@ -203,6 +203,26 @@ fn spark_cluster(spark: &Spark, master_conf: &[(&str, &str)], cores: u32) -> Clu
     c
 }
 
+/// A master and two workers of 2 cores and 3g with both Sparks: each driver's executors run
+/// from the install of its line (`FLINT_SPARK_HOME_3_5`, `FLINT_SPARK_HOME_4_0`).
+fn dual_cluster(s35: &Spark, s40: &Spark) -> Cluster {
+    let mut c = Cluster::master(&[]);
+    for _ in 0..2 {
+        c.add_worker_with_env(
+            WorkerSpec {
+                cores: 2,
+                memory: "3g",
+            },
+            &[
+                ("FLINT_SPARK_HOME_3_5", &s35.home()),
+                ("FLINT_SPARK_HOME_4_0", &s40.home()),
+                ("SPARK_LOCAL_IP", "127.0.0.1"),
+            ],
+        );
+    }
+    c
+}
+
 /// The usual client flags: loopback driver, no driver UI.
 const CLIENT_CONF: [&str; 4] = [
     "--conf",
@@ -364,20 +384,7 @@ async fn spark_35_java_pi_client_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_35_and_40_side_by_side() {
     let (s35, s40) = (Spark::v35(), Spark::v40());
-    let mut c = Cluster::master(&[]);
-    for _ in 0..2 {
-        c.add_worker_with_env(
-            WorkerSpec {
-                cores: 2,
-                memory: "3g",
-            },
-            &[
-                ("FLINT_SPARK_HOME_3_5", &s35.home()),
-                ("FLINT_SPARK_HOME_4_0", &s40.home()),
-                ("SPARK_LOCAL_IP", "127.0.0.1"),
-            ],
-        );
-    }
+    let c = dual_cluster(&s35, &s40);
     tokio::join!(
         java_pi_client_mode(&c, &s35, "3.5", "pi-on-3.5"),
         java_pi_client_mode(&c, &s40, "4.0", "pi-on-4.0"),
@@ -787,13 +794,22 @@ print("executors after idling: %d" % executors(), flush=True)
 sc.stop()
 "#;
 
-/// Dynamic allocation: no executor at start, two while tasks queue, none once they idle.
+/// Dynamic allocation, for a Spark 3.5 and a 4.0 driver at once: no executor at start, two
+/// while tasks queue, none once they idle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_dynamic_allocation_scales_up_and_down() {
-    let spark = Spark::v35();
-    let c = spark_cluster(&spark, &[], 1);
-    let script = c.dir.path().join("dynamic.py");
-    std::fs::write(&script, DYNAMIC).expect("script");
+    let (s35, s40) = (Spark::v35(), Spark::v40());
+    let c = dual_cluster(&s35, &s40);
+    tokio::join!(
+        dynamic_allocation(&c, &s35, "dynamic-3.5"),
+        dynamic_allocation(&c, &s40, "dynamic-4.0"),
+    );
+}
+
+/// Runs [`DYNAMIC`] as `name` and follows its executors in Flint's state.
+async fn dynamic_allocation(c: &Cluster, spark: &Spark, name: &str) {
+    let script = c.dir.path().join(format!("{name}.py"));
+    std::fs::write(&script, DYNAMIC.replace("dynamic-allocation", name)).expect("script");
     let script_s = script.display().to_string();
     let mut args = vec!["--master", &c.master_url];
     args.extend(CLIENT_CONF);
@@ -815,18 +831,14 @@ async fn spark_dynamic_allocation_scales_up_and_down() {
         "512m",
         &script_s,
     ]);
-    let log = c.dir.path().join("spark-submit.log");
+    let log = c.dir.path().join(format!("spark-submit-{name}.log"));
     let mut p = spark.spawn("spark-submit", &args, c.dir.path(), &log);
     // Flint's view of the application's live executors, sampled until the driver exits.
     let mut samples: Vec<usize> = Vec::new();
     let started = Instant::now();
     let ok = loop {
         let s = c.state().await;
-        if let Some(a) = s
-            .active_apps
-            .iter()
-            .find(|a| a.desc.name == "dynamic-allocation")
-        {
+        if let Some(a) = s.active_apps.iter().find(|a| a.desc.name == name) {
             let live = a
                 .executors
                 .iter()
@@ -851,7 +863,7 @@ async fn spark_dynamic_allocation_scales_up_and_down() {
     };
     let text = p.text();
     print_lines(
-        "spark-submit",
+        &format!("spark-submit {name}"),
         &text,
         &[
             "executors at",
@@ -860,7 +872,7 @@ async fn spark_dynamic_allocation_scales_up_and_down() {
             "Granted executor",
         ],
     );
-    eprintln!("live executors seen by the master, in order: {samples:?}");
+    eprintln!("{name}: live executors seen by the master, in order: {samples:?}");
     assert!(ok, "{text}");
     assert!(text.contains("sum 28"), "{text}");
     assert!(text.contains("executors after idling: 0"), "{text}");
@@ -870,7 +882,7 @@ async fn spark_dynamic_allocation_scales_up_and_down() {
         samples[peak..].contains(&0),
         "never scaled back to 0: {samples:?}"
     );
-    let app = finished_app(&c, "dynamic-allocation").await;
+    let app = finished_app(c, name).await;
     let killed = all_executors(&app)
         .iter()
         .filter(|e| e.state == ExecutorState::Killed)
@@ -887,30 +899,40 @@ print("sum %d" % sc.parallelize(range(12), 12).map(lambda x: (time.sleep(1.5), x
 sc.stop()
 "#;
 
-/// An executor JVM SIGKILLed mid-job: the worker reports it, the master tells the driver
-/// (`ExecutorUpdated`, which Spark logs as "Executor … removed"), replaces it, and the job
-/// still completes with the right result.
+/// An executor JVM SIGKILLed mid-job, for a Spark 3.5 and a 4.0 driver at once: the worker
+/// reports it, the master tells the driver (`ExecutorUpdated`, which Spark logs as
+/// "Executor … removed"), replaces it, and the job still completes with the right result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_executor_sigkill_is_reported_and_the_job_completes() {
-    let spark = Spark::v35();
-    let c = spark_cluster(&spark, &[], 1);
-    let script = c.dir.path().join("slow.py");
-    std::fs::write(&script, SLOW_SUM).expect("script");
+    let (s35, s40) = (Spark::v35(), Spark::v40());
+    let c = dual_cluster(&s35, &s40);
+    tokio::join!(
+        executor_sigkill(&c, &s35, "slow-sum-3.5"),
+        executor_sigkill(&c, &s40, "slow-sum-4.0"),
+    );
+}
+
+/// Runs [`SLOW_SUM`] as `name`, SIGKILLs its executor 0 mid-job and checks the outcome.
+async fn executor_sigkill(c: &Cluster, spark: &Spark, name: &str) {
+    let script = c.dir.path().join(format!("{name}.py"));
+    std::fs::write(&script, SLOW_SUM.replace("slow-sum", name)).expect("script");
     let script_s = script.display().to_string();
     let mut args = vec!["--master", &c.master_url];
     args.extend(CLIENT_CONF);
     args.extend([
         "--total-executor-cores",
         "2",
+        "--executor-cores",
+        "1",
         "--executor-memory",
         "512m",
         &script_s,
     ]);
-    let log = c.dir.path().join("spark-submit.log");
+    let log = c.dir.path().join(format!("spark-submit-{name}.log"));
     let mut p = spark.spawn("spark-submit", &args, c.dir.path(), &log);
-    let app = wait_state(&c, "two executors RUNNING", |s| {
+    let app = wait_state(c, "two executors RUNNING", |s| {
         s.active_apps.iter().any(|a| {
-            a.desc.name == "slow-sum"
+            a.desc.name == name
                 && a.executors
                     .iter()
                     .filter(|e| e.state == ExecutorState::Running)
@@ -921,7 +943,7 @@ async fn spark_executor_sigkill_is_reported_and_the_job_completes() {
     .await
     .active_apps
     .into_iter()
-    .find(|a| a.desc.name == "slow-sum")
+    .find(|a| a.desc.name == name)
     .expect("app");
     // Wait for a task to be running (Spark logs "Starting task"), then kill executor 0's JVM.
     wait_for("a task started", Duration::from_secs(120), || async {
@@ -945,7 +967,7 @@ async fn spark_executor_sigkill_is_reported_and_the_job_completes() {
     let ok = p.wait(Duration::from_secs(240)).await;
     let text = p.text();
     print_lines(
-        "spark-submit",
+        &format!("spark-submit {name}"),
         &text,
         &["removed:", "sum ", "Lost executor"],
     );
@@ -953,7 +975,7 @@ async fn spark_executor_sigkill_is_reported_and_the_job_completes() {
     assert!(text.contains("sum 66"), "{text}");
     let removed = format!("Executor {}/0 removed:", app.id);
     assert!(text.contains(&removed), "no {removed:?} in:\n{text}");
-    let app = finished_app(&c, "slow-sum").await;
+    let app = finished_app(c, name).await;
     let e0 = all_executors(&app)
         .into_iter()
         .find(|e| e.executor_id == 0)
