@@ -290,24 +290,19 @@ fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription,
         .get("spark.driver.supervise")
         .map(|v| v == "true")
         .unwrap_or(false);
-    let class_path_entries: Vec<String> = props
-        .get("spark.driver.extraClassPath")
-        .map(|cp| {
-            cp.split(':')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let library_path_entries: Vec<String> = props
-        .get("spark.driver.extraLibraryPath")
-        .map(|cp| {
-            cp.split(':')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let path_entries = |key: &str| -> Vec<String> {
+        props
+            .get(key)
+            .map(|v| {
+                v.split(':')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let class_path_entries = path_entries("spark.driver.extraClassPath");
+    let library_path_entries = path_entries("spark.driver.extraLibraryPath");
     let mut java_opts: Vec<String> = props.iter().map(|(k, v)| format!("-D{k}={v}")).collect();
     for k in [
         "spark.driver.defaultJavaOptions",

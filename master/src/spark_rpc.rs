@@ -139,13 +139,7 @@ fn one_way(
 }
 
 fn boolean_reply(encoder: &MessageEncoder, request_id: i64, value: bool) -> Option<Bytes> {
-    let body = encoder.encode(&SparkMessage::Boolean(value)).ok()?;
-    Frame::RpcResponse {
-        request_id,
-        body: body.into(),
-    }
-    .to_bytes()
-    .ok()
+    reply(encoder, request_id, &SparkMessage::Boolean(value))
 }
 
 fn reply(encoder: &MessageEncoder, request_id: i64, msg: &SparkMessage) -> Option<Bytes> {

@@ -536,6 +536,43 @@ fn driver_id_in(text: &str) -> String {
         .to_owned()
 }
 
+/// `spark-submit` arguments for `JavaPi 4 <hold>` in cluster deploy mode as `name`, through
+/// the REST server at `master` when `rest`, else through the legacy client.
+fn cluster_pi_args(master: &str, rest: bool, name: &str, jar: &str, hold: &str) -> Vec<String> {
+    let rest_conf = format!("spark.master.rest.enabled={rest}");
+    [
+        "--master",
+        master,
+        "--conf",
+        &rest_conf,
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        name,
+        "--driver-memory",
+        "512m",
+        "--total-executor-cores",
+        "2",
+        "--executor-memory",
+        "512m",
+        "--class",
+        "JavaPi",
+        jar,
+        "4",
+        hold,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Waits until no process runs in the cluster's work directories.
+async fn no_process_left(c: &Cluster, what: &str) {
+    wait_for(what, Duration::from_secs(30), || async {
+        leftover_processes(c).is_empty().then_some(())
+    })
+    .await;
+}
+
 /// Cluster deploy mode through Spark's legacy RPC client (`RequestSubmitDriver`), then
 /// `org.apache.spark.deploy.Client kill` (`RequestKillDriver`) on a second, holding driver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,26 +581,14 @@ async fn spark_cluster_mode_through_the_legacy_client() {
     let c = spark_cluster(&spark, &[], 2);
     let jar = spark.java_pi(c.dir.path());
     let jar_s = jar.display().to_string();
-    let submit = |hold: &'static str| {
-        vec![
-            "--master".to_owned(),
-            c.master_url.clone(),
-            "--deploy-mode".into(),
-            "cluster".into(),
-            "--name".into(),
-            format!("legacy-pi-{hold}"),
-            "--driver-memory".into(),
-            "512m".into(),
-            "--total-executor-cores".into(),
-            "2".into(),
-            "--executor-memory".into(),
-            "512m".into(),
-            "--class".into(),
-            "JavaPi".into(),
-            jar_s.clone(),
-            "4".into(),
-            hold.into(),
-        ]
+    let submit = |hold: &str| {
+        cluster_pi_args(
+            &c.master_url,
+            false,
+            &format!("legacy-pi-{hold}"),
+            &jar_s,
+            hold,
+        )
     };
     let args = submit("0");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -612,12 +637,7 @@ async fn spark_cluster_mode_through_the_legacy_client() {
             && master_log.contains(&format!("driver_id={id} success=true")),
         "{master_log}"
     );
-    wait_for(
-        "no driver or executor process left",
-        Duration::from_secs(30),
-        || async { leftover_processes(&c).is_empty().then_some(()) },
-    )
-    .await;
+    no_process_left(&c, "no driver or executor process left").await;
 }
 
 /// Cluster deploy mode through the REST server, and `spark-submit --status` / `--kill`.
@@ -635,29 +655,8 @@ async fn spark_cluster_mode_through_rest_with_status_and_kill() {
     let rest = c.rest_url().expect("REST server on");
     let jar = spark.java_pi(c.dir.path());
     let jar_s = jar.display().to_string();
-    let submit = |hold: &'static str| {
-        vec![
-            "--master".to_owned(),
-            rest.clone(),
-            "--deploy-mode".into(),
-            "cluster".into(),
-            "--conf".into(),
-            "spark.master.rest.enabled=true".into(),
-            "--name".into(),
-            format!("rest-pi-{hold}"),
-            "--driver-memory".into(),
-            "512m".into(),
-            "--total-executor-cores".into(),
-            "2".into(),
-            "--executor-memory".into(),
-            "512m".into(),
-            "--class".into(),
-            "JavaPi".into(),
-            jar_s.clone(),
-            "4".into(),
-            hold.into(),
-        ]
-    };
+    let submit =
+        |hold: &str| cluster_pi_args(&rest, true, &format!("rest-pi-{hold}"), &jar_s, hold);
     let args = submit("0");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let log = c.dir.path().join("submit-1.log");
@@ -711,12 +710,7 @@ async fn spark_cluster_mode_through_rest_with_status_and_kill() {
         "{text}"
     );
     driver_in(&c, &id, DriverState::Killed).await;
-    wait_for(
-        "no driver or executor process left",
-        Duration::from_secs(30),
-        || async { leftover_processes(&c).is_empty().then_some(()) },
-    )
-    .await;
+    no_process_left(&c, "no driver or executor process left").await;
 }
 
 /// Spark 4.0 in cluster deploy mode through both gateways (its legacy client sends the
@@ -737,31 +731,8 @@ async fn spark_40_cluster_mode_through_the_legacy_client_and_rest() {
     let jar_s = jar.display().to_string();
     for (gateway, master) in [("legacy", c.master_url.clone()), ("rest", rest)] {
         let name = format!("pi-4.0-{gateway}");
-        let rest_conf = if gateway == "rest" {
-            "spark.master.rest.enabled=true"
-        } else {
-            "spark.master.rest.enabled=false"
-        };
-        let args = [
-            "--master",
-            &master,
-            "--conf",
-            rest_conf,
-            "--deploy-mode",
-            "cluster",
-            "--name",
-            &name,
-            "--driver-memory",
-            "512m",
-            "--total-executor-cores",
-            "2",
-            "--executor-memory",
-            "512m",
-            "--class",
-            "JavaPi",
-            &jar_s,
-            "4",
-        ];
+        let args = cluster_pi_args(&master, gateway == "rest", &name, &jar_s, "0");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let log = c.dir.path().join(format!("submit-{gateway}.log"));
         let (ok, text) = spark.run("spark-submit", &args, c.dir.path(), &log).await;
         print_lines(&format!("spark-submit {gateway}"), &text, &["driver-"]);
@@ -1040,12 +1011,7 @@ async fn spark_driver_disconnect_leaves_no_executor_behind() {
     p.kill_group();
     let app = finished_app(&c, "hanging-driver").await;
     eprintln!("application ended {} after the driver vanished", app.state);
-    wait_for(
-        "no executor process left",
-        Duration::from_secs(30),
-        || async { leftover_processes(&c).is_empty().then_some(()) },
-    )
-    .await;
+    no_process_left(&c, "no executor process left").await;
     for e in all_executors(&app) {
         assert_ne!(e.state, ExecutorState::Running, "{e:?}");
     }
@@ -1140,12 +1106,7 @@ async fn spark_app_in_the_ui_and_killed_from_it() {
     );
     let app = finished_app(&c, "hanging-driver").await;
     assert_eq!(app.state, ApplicationState::Killed);
-    wait_for(
-        "no executor process left",
-        Duration::from_secs(30),
-        || async { leftover_processes(&c).is_empty().then_some(()) },
-    )
-    .await;
+    no_process_left(&c, "no executor process left").await;
 }
 
 /// Sends `CheckExistence(name)` as Spark's endpoint verifier does and returns the Boolean the

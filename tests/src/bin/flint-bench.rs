@@ -36,6 +36,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 type Res<T> = Result<T, String>;
 
+use flint_tests::procfs::{cpu_seconds, vm_rss_kb};
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum Mode {
     Startup,
@@ -335,40 +337,6 @@ async fn start_master(
 }
 
 // ---------------------------------------------------------------------------- /proc
-
-fn vm_rss_kb(pid: i32) -> Res<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// utime + stime of a process, in seconds.
-fn cpu_seconds(pid: &str) -> Res<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // The command name (field 2) may hold spaces: count from the last ')'.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| format!("bad /proc/{pid}/stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
-    let tick = |i: usize| -> Res<u64> {
-        f.get(i)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("bad /proc/{pid}/stat field {}", i + 3))
-    };
-    let ticks = tick(11)? + tick(12)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz <= 0 {
-        return Err("sysconf(_SC_CLK_TCK) failed".into());
-    }
-    Ok(ticks as f64 / hz as f64)
-}
 
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns (soft, hard).
 fn raise_nofile() -> Res<(u64, u64)> {

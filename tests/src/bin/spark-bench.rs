@@ -43,6 +43,8 @@ use serde_json::{Value, json};
 
 type Res<T> = Result<T, String>;
 
+use flint_tests::procfs::{cpu_seconds, vm_rss_kb};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "spark-bench",
@@ -236,40 +238,6 @@ fn free_ports(n: usize) -> Res<Vec<u16>> {
 }
 
 // ---------------------------------------------------------------------------- /proc
-
-fn vm_rss_kb(pid: i32) -> Res<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
-/// utime + stime of a process (its own threads, not its children), in seconds.
-fn cpu_seconds(pid: i32) -> Res<f64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // The command name (field 2) may hold spaces: count from the last ')'.
-    let rest = text
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| format!("bad /proc/{pid}/stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
-    let tick = |i: usize| -> Res<u64> {
-        f.get(i)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("bad /proc/{pid}/stat field {}", i + 3))
-    };
-    let ticks = tick(11)? + tick(12)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if hz <= 0 {
-        return Err("sysconf(_SC_CLK_TCK) failed".into());
-    }
-    Ok(ticks as f64 / hz as f64)
-}
 
 /// `/proc/<pid>/comm` and the NUL-separated command line, joined by spaces.
 fn proc_identity(pid: i32) -> Res<(String, String)> {
