@@ -6,13 +6,12 @@ pub mod submit;
 
 use std::time::Duration;
 
+use flint_domain::types::*;
 use flint_proto::pb;
 use flint_proto::pb::master_client::MasterClient as PbClient;
-use flint_proto::types::*;
-use flint_proto::units::parse_master_urls;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -36,6 +35,17 @@ impl ClientError {
     }
 }
 
+impl From<flint_proto::channel::ConnectError> for ClientError {
+    fn from(e: flint_proto::channel::ConnectError) -> Self {
+        match e {
+            flint_proto::channel::ConnectError::BadUrl(u) => Self::BadUrl(u),
+            flint_proto::channel::ConnectError::Connect { url, reason } => {
+                Self::Connect { url, reason }
+            }
+        }
+    }
+}
+
 impl From<flint_proto::ConversionError> for ClientError {
     fn from(e: flint_proto::ConversionError) -> Self {
         Self::Protocol(e.to_string())
@@ -46,32 +56,7 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 
 /// Opens a channel to the first reachable master of `spark://h1:p1[,h2:p2]`.
 pub async fn connect_channel(master_url: &str, timeout: Duration) -> Result<Channel> {
-    let masters = parse_master_urls(master_url).map_err(ClientError::BadUrl)?;
-    let mut last = String::new();
-    for (host, port) in masters {
-        let uri = format!("http://{host}:{port}");
-        let ep = Endpoint::from_shared(uri.clone())
-            .map_err(|e| ClientError::BadUrl(format!("{master_url}: {e}")))?
-            .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            // Notices a master that vanished without closing the connection (a deleted pod).
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        match ep.connect().await {
-            Ok(ch) => return Ok(ch),
-            Err(e) => {
-                last = match std::error::Error::source(&e) {
-                    Some(src) => format!("{e}: {src}"),
-                    None => e.to_string(),
-                }
-            }
-        }
-    }
-    Err(ClientError::Connect {
-        url: master_url.to_owned(),
-        reason: last,
-    })
+    Ok(flint_proto::channel::connect_channel(master_url, timeout).await?)
 }
 
 #[derive(Clone)]
@@ -176,7 +161,7 @@ impl MasterClient {
             }
             hasher.update(&buf[..n]);
         }
-        let sha = flint_proto::digest::hex(&hasher.finalize());
+        let sha = flint_domain::digest::hex(&hasher.finalize());
         // Second pass: stream it.
         let mut f = tokio::fs::File::open(path).await.map_err(io)?;
         let (tx, rx) = mpsc::channel::<pb::ArtifactChunk>(4);

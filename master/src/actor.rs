@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 

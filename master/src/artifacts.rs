@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flint_proto::digest::{artifact_uri, hex, is_sha256_hex};
+use flint_domain::digest::{artifact_uri, hex, is_sha256_hex};
 use flint_proto::pb;
 use futures::Stream;
 use sha2::{Digest, Sha256};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use flint_proto::conf::{SparkConf, load_daemon_conf};
+use flint_domain::conf::{SparkConf, load_daemon_conf};
 use tracing::warn;
 
 use crate::core::CoreConfig;
@@ -49,7 +49,7 @@ pub struct MasterConfig {
 }
 
 fn env_port(env: &HashMap<String, String>, key: &str) -> Result<Option<u16>, String> {
-    let (port, warning) = flint_proto::conf::env_port(env, key)?;
+    let (port, warning) = flint_domain::conf::env_port(env, key)?;
     if let Some(w) = warning {
         warn!("{w}");
     }
@@ -65,7 +65,7 @@ impl MasterConfig {
             .or_else(|| env.get("SPARK_MASTER_HOST").cloned())
             .or_else(|| env.get("SPARK_MASTER_IP").cloned())
             .filter(|h| !h.trim().is_empty())
-            .unwrap_or_else(flint_proto::conf::local_hostname);
+            .unwrap_or_else(flint_domain::conf::local_hostname);
         let port = match args.port {
             Some(p) => p,
             None => env_port(env, "SPARK_MASTER_PORT")?.unwrap_or(7077),
@@ -112,7 +112,7 @@ impl MasterConfig {
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::temp_dir().join("flint-artifacts"));
         let max_size = match conf.get("spark.master.artifacts.maxSize") {
-            Some(v) => flint_proto::units::parse_memory_mb(v)
+            Some(v) => flint_domain::units::parse_memory_mb(v)
                 .map_err(|e| format!("spark.master.artifacts.maxSize: {e}"))?
                 .saturating_mul(1024 * 1024),
             None => 1024 * 1024 * 1024,

@@ -2,8 +2,8 @@
 
 use std::pin::Pin;
 
+use flint_domain::types::*;
 use flint_proto::pb;
-use flint_proto::types::*;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -31,7 +31,7 @@ impl MasterGrpc {
 }
 
 pub fn status(e: CoreError) -> Status {
-    Status::new(e.code().grpc_code(), e.to_string())
+    flint_proto::error::status(e.code(), e.to_string())
 }
 
 type Outbound<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

@@ -4,7 +4,7 @@
 pub mod actor;
 pub mod artifacts;
 pub mod config;
-pub mod core;
+pub use flint_master_core as core;
 pub mod grpc;
 pub mod metrics;
 pub mod rest;
@@ -14,7 +14,7 @@ pub mod web;
 use std::future::Future;
 use std::time::Duration;
 
-use flint_proto::spark::{Protocol, detect_protocol};
+use flint_spark_proto::{Protocol, detect_protocol};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;

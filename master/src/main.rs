@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    flint_proto::logging::init();
+    flint_daemon::init_logging();
     let args = MasterArgs::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let cfg = match MasterConfig::resolve(&args, &env) {
@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
             web: Some(web),
             rest,
         },
-        flint_proto::logging::shutdown_signal(),
+        flint_daemon::shutdown_signal(),
     )
     .await
     {
@@ -68,7 +68,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn rest_listener(conf: &flint_proto::conf::SparkConf) -> Result<Option<TcpListener>, String> {
+async fn rest_listener(
+    conf: &flint_domain::conf::SparkConf,
+) -> Result<Option<TcpListener>, String> {
     if !conf.get_bool("spark.master.rest.enabled", false)? {
         return Ok(None);
     }

@@ -1,7 +1,7 @@
 //! Spark's REST submission server (`spark.master.rest.enabled`, port
 //! `spark.master.rest.port` = 6066): `POST /v1/submissions/create`,
 //! `GET /v1/submissions/status/<id>`, `POST /v1/submissions/kill/<id>`, answered the way
-//! Spark 3.5.3's StandaloneRestServer answers, byte for byte (see `flint_client::rest`).
+//! Spark 3.5.3's StandaloneRestServer answers, byte for byte (see `flint_spark_proto::rest`).
 //!
 //! Like Spark's, it is just another way into the master: create, kill and status go to the
 //! actor exactly as the gRPC `SubmitDriver`, `KillDriver` and `DriverStatus` calls do.
@@ -15,13 +15,13 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use flint_client::rest::*;
-use flint_proto::spark::command::{
+use flint_domain::types::*;
+use flint_domain::units::parse_memory_mb;
+use flint_spark_proto::command::{
     DRIVER_WRAPPER, line_of_version, spark_command_spec, submitted_env, tag_line,
 };
-use flint_proto::spark::messages::Command as SparkCommand;
-use flint_proto::types::*;
-use flint_proto::units::parse_memory_mb;
+use flint_spark_proto::messages::Command as SparkCommand;
+use flint_spark_proto::rest::*;
 use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -258,7 +258,7 @@ fn split_command(s: &str) -> Vec<String> {
 /// (`{{WORKER_URL}} {{USER_JAR}} <mainClass> <args…>`) whose JVM options are `-D` for every
 /// property, then `spark.driver.defaultJavaOptions` and `spark.driver.extraJavaOptions`, with
 /// `spark.driver.extraClassPath` as class path entries. It travels in the Spark command layout
-/// ([`flint_proto::spark::command`]): the worker adds its own `SPARK_HOME`'s jars, `-Xmx` and
+/// ([`flint_spark_proto::command`]): the worker adds its own `SPARK_HOME`'s jars, `-Xmx` and
 /// the Java 17 module options.
 fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription, String> {
     let mut props = c.props.clone();
@@ -558,7 +558,7 @@ mod tests {
         assert_eq!(d.name, "JavaPi");
         assert_eq!(d.command.program, "java");
         let a = &d.command.args;
-        assert!(flint_proto::spark::command::is_spark_command(&d.command));
+        assert!(flint_spark_proto::command::is_spark_command(&d.command));
         assert_eq!(d.command.env["FLINT_SPARK_CLASSPATH"], "/a.jar:/b.jar");
         assert!(
             !a.iter().any(|x| x.starts_with("-Xmx") || x == "-cp"),

@@ -17,21 +17,21 @@
 //!   close the connection.
 //!
 //! The executors' command is carried in the core's [`CommandSpec`] by the convention in
-//! docs/runtime-contract.md ("Spark executors"): see [`flint_proto::spark::command`].
+//! docs/runtime-contract.md ("Spark executors"): see [`flint_spark_proto::command`].
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use flint_proto::spark::command::{app_description, driver_description, tag_line};
-use flint_proto::spark::messages::{
+use flint_domain::types::*;
+use flint_spark_proto::command::{app_description, driver_description, tag_line};
+use flint_spark_proto::messages::{
     ApplicationDescription, DriverState as SparkDriverState, EndpointRef,
     ExecutorState as SparkState,
 };
-use flint_proto::spark::{
+use flint_spark_proto::{
     DecodedMessage, Frame, FrameDecoder, MessageEncoder, RequestHeader, RequestMessage, RpcAddress,
     SparkLine, SparkMessage, decode_message,
 };
-use flint_proto::types::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -326,7 +326,7 @@ impl Conn {
     /// Spark's legacy cluster-mode client (`spark-submit --deploy-mode cluster` without REST).
     async fn submit_driver(
         &self,
-        driver: &flint_proto::spark::messages::DriverDescription,
+        driver: &flint_spark_proto::messages::DriverDescription,
     ) -> SparkMessage {
         let refused = |message: String| SparkMessage::SubmitDriverResponse {
             master: self.master_ref(),

@@ -1,11 +1,11 @@
 //! Every conversion between the generated protobuf types ([`crate::pb`]) and the domain
-//! types ([`crate::types`]) lives here. Incoming messages are validated on the way in:
+//! types (`flint_domain::types`) lives here. Incoming messages are validated on the way in:
 //! a missing or out-of-range field is a [`ConversionError`] (gRPC `INVALID_ARGUMENT`),
 //! never a panic.
 
 use crate::error::ConversionError;
 use crate::pb;
-use crate::types::*;
+use flint_domain::types::*;
 
 type Result<T> = std::result::Result<T, ConversionError>;
 
@@ -54,6 +54,13 @@ fn to_i64(v: u64) -> i64 {
 
 // ---- enums ----
 
+/// A domain enum carried as a protobuf enum (an `i32` on the wire).
+pub trait WireEnum: Sized {
+    fn to_wire(self) -> i32;
+    /// Reads the enum from its wire value; unspecified or unknown values are refused.
+    fn from_wire(v: i32) -> Result<Self>;
+}
+
 macro_rules! enum_conv {
     ($domain:ident, $pb:ident, $field:literal, { $($d:ident <=> $p:ident),+ $(,)? }) => {
         impl From<$domain> for pb::$pb {
@@ -62,15 +69,12 @@ macro_rules! enum_conv {
             }
         }
 
-        impl From<$domain> for i32 {
-            fn from(v: $domain) -> Self {
-                pb::$pb::from(v) as i32
+        impl WireEnum for $domain {
+            fn to_wire(self) -> i32 {
+                pb::$pb::from(self) as i32
             }
-        }
 
-        impl $domain {
-            /// Reads the enum from its wire value; unspecified or unknown values are refused.
-            pub fn from_wire(v: i32) -> Result<Self> {
+            fn from_wire(v: i32) -> Result<Self> {
                 match pb::$pb::try_from(v) {
                     $(Ok(pb::$pb::$p) => Ok($domain::$d),)+
                     _ => Err(ConversionError::invalid($field, format!("unknown or unspecified value {v}"))),
@@ -320,7 +324,7 @@ impl From<WorkerEvent> for pb::WorkerToMaster {
             } => Msg::ExecutorStateChanged(pb::ExecutorStateChanged {
                 app_id: app_id.0,
                 executor_id: to_i32(executor_id),
-                state: state.into(),
+                state: state.to_wire(),
                 message,
                 exit_status,
             }),
@@ -331,7 +335,7 @@ impl From<WorkerEvent> for pb::WorkerToMaster {
                 exit_status,
             } => Msg::DriverStateChanged(pb::DriverStateChanged {
                 driver_id: driver_id.0,
-                state: state.into(),
+                state: state.to_wire(),
                 message,
                 exit_status,
             }),
@@ -620,7 +624,7 @@ impl From<AppEvent> for pb::MasterToApp {
                 worker_host,
             } => Msg::ExecutorUpdated(pb::ExecutorUpdated {
                 executor_id: to_i32(executor_id),
-                state: state.into(),
+                state: state.to_wire(),
                 message,
                 exit_status,
                 worker_host,
@@ -636,7 +640,7 @@ impl From<AppEvent> for pb::MasterToApp {
             }),
             AppEvent::ApplicationRemoved { state, message } => {
                 Msg::ApplicationRemoved(pb::ApplicationRemoved {
-                    state: state.into(),
+                    state: state.to_wire(),
                     message,
                 })
             }
@@ -706,7 +710,7 @@ impl From<ExecutorView> for pb::ExecutorInfo {
             host_port: e.host_port,
             cores: to_i32(e.cores),
             memory_mb: to_i64(e.memory_mb),
-            state: e.state.into(),
+            state: e.state.to_wire(),
             exit_status: e.exit_status,
             message: e.message,
         }
@@ -741,7 +745,7 @@ impl From<WorkerView> for pb::WorkerInfo {
             cores_used: to_i32(w.cores_used),
             memory_mb: to_i64(w.memory_mb),
             memory_used_mb: to_i64(w.memory_used_mb),
-            state: w.state.into(),
+            state: w.state.to_wire(),
             last_heartbeat_ms: w.last_heartbeat_ms,
             executors: w.executors.into_iter().map(Into::into).collect(),
             driver_ids: w.driver_ids.into_iter().map(|d| d.0).collect(),
@@ -779,7 +783,7 @@ impl From<AppView> for pb::ApplicationInfo {
         Self {
             id: a.id.0,
             desc: Some(a.desc.into()),
-            state: a.state.into(),
+            state: a.state.to_wire(),
             start_time_ms: a.start_time_ms,
             end_time_ms: a.end_time_ms,
             cores_granted: to_i32(a.cores_granted),
@@ -828,7 +832,7 @@ impl From<DriverView> for pb::DriverInfo {
         Self {
             id: d.id.0,
             desc: Some(d.desc.into()),
-            state: d.state.into(),
+            state: d.state.to_wire(),
             worker_id: d.worker_id.map(|w| w.0),
             worker_host_port: d.worker_host_port,
             start_time_ms: d.start_time_ms,

@@ -1,4 +1,7 @@
-//! Errors shared by every Flint component, and the one table that maps them to gRPC codes.
+//! Errors of the gRPC contract, and the one table that maps the domain's [`ErrorCode`]s to
+//! gRPC status codes.
+
+use flint_domain::error::ErrorCode;
 
 /// A protobuf message that cannot become a domain value: a missing required field or a
 /// value out of range. Always the sender's fault, so always `INVALID_ARGUMENT`.
@@ -19,43 +22,22 @@ impl ConversionError {
     }
 }
 
-/// The restricted set of outcomes Flint's services report. Every service error maps to one,
-/// and from there to a gRPC status code (and, for the HTTP front ends, a status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidArgument,
-    NotFound,
-    AlreadyExists,
-    FailedPrecondition,
-    Unavailable,
-    ResourceExhausted,
-    Internal,
+/// The gRPC status code of a domain outcome.
+pub fn grpc_code(code: ErrorCode) -> tonic::Code {
+    match code {
+        ErrorCode::InvalidArgument => tonic::Code::InvalidArgument,
+        ErrorCode::NotFound => tonic::Code::NotFound,
+        ErrorCode::AlreadyExists => tonic::Code::AlreadyExists,
+        ErrorCode::FailedPrecondition => tonic::Code::FailedPrecondition,
+        ErrorCode::Unavailable => tonic::Code::Unavailable,
+        ErrorCode::ResourceExhausted => tonic::Code::ResourceExhausted,
+        ErrorCode::Internal => tonic::Code::Internal,
+    }
 }
 
-impl ErrorCode {
-    pub fn grpc_code(self) -> tonic::Code {
-        match self {
-            Self::InvalidArgument => tonic::Code::InvalidArgument,
-            Self::NotFound => tonic::Code::NotFound,
-            Self::AlreadyExists => tonic::Code::AlreadyExists,
-            Self::FailedPrecondition => tonic::Code::FailedPrecondition,
-            Self::Unavailable => tonic::Code::Unavailable,
-            Self::ResourceExhausted => tonic::Code::ResourceExhausted,
-            Self::Internal => tonic::Code::Internal,
-        }
-    }
-
-    pub fn http_status(self) -> u16 {
-        match self {
-            Self::InvalidArgument => 400,
-            Self::NotFound => 404,
-            Self::AlreadyExists => 409,
-            Self::FailedPrecondition => 409,
-            Self::Unavailable => 503,
-            Self::ResourceExhausted => 413,
-            Self::Internal => 500,
-        }
-    }
+/// A gRPC status for a domain outcome and its message.
+pub fn status(code: ErrorCode, message: impl Into<String>) -> tonic::Status {
+    tonic::Status::new(grpc_code(code), message)
 }
 
 impl From<ConversionError> for tonic::Status {

@@ -1,19 +1,14 @@
-//! Flint's wire contract: the generated gRPC types (`pb`), the domain types the master,
-//! worker and client work with (`types`), and the one place where they are converted
-//! (`convert`).
+//! Flint's gRPC contract: the generated types (`pb`, `pb_driver`), the one place where they
+//! are converted to and from the domain's types (`convert`), the gRPC status of every
+//! domain outcome (`error`), the stream codec and the channel every peer opens to a master.
 
+pub mod channel;
 pub mod codec;
-pub mod conf;
 pub mod convert;
-pub mod digest;
 pub mod error;
-pub mod ids;
-pub mod logging;
-pub mod spark;
-pub mod types;
-pub mod units;
 
-/// Generated protobuf and gRPC code. Use the domain types in [`types`] everywhere else.
+/// Generated protobuf and gRPC code. Use the domain types (`flint_domain::types`) everywhere
+/// else.
 #[allow(clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("flint.v1");

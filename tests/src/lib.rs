@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flint_client::MasterClient;
-use flint_proto::types::*;
+use flint_domain::types::*;
 
 pub use tempfile::TempDir;
 

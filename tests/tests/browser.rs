@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 use serde_json::{Value, json};
 

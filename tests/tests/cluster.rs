@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 
 const SLEEPER: &str = "exec sleep 1000";

@@ -37,7 +37,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use flint_client::MasterClient;
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::{app, shell, wait_for};
 use serde::Deserialize;
 
@@ -435,7 +435,7 @@ fn parse_quantity(q: &str) -> f64 {
 /// half of the limit.
 fn expected_worker_memory_mb(env: &BTreeMap<String, String>) -> u64 {
     if let Some(m) = env.get("SPARK_WORKER_MEMORY") {
-        return flint_proto::units::parse_memory_mb(m).expect("SPARK_WORKER_MEMORY");
+        return flint_domain::units::parse_memory_mb(m).expect("SPARK_WORKER_MEMORY");
     }
     let limit: u64 = env
         .get("FLINT_WORKER_MEMORY_LIMIT_MB")

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use flint_client::rest::{self, CreateSubmissionRequest};
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 
 fn fixture(name: &str) -> String {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 
 const JOB: Duration = Duration::from_secs(90);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 
 fn repo_root() -> PathBuf {
@@ -1112,7 +1112,7 @@ async fn spark_app_in_the_ui_and_killed_from_it() {
 /// Sends `CheckExistence(name)` as Spark's endpoint verifier does and returns the Boolean the
 /// peer answered (with the same request id).
 fn check_existence(port: u16, name: &str) -> bool {
-    use flint_proto::spark::{
+    use flint_spark_proto::{
         Frame, MessageEncoder, RequestHeader, RequestMessage, RpcAddress, SparkLine, SparkMessage,
         decode_message,
     };

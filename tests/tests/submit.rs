@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 
 fn text(b: &[u8]) -> String {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::*;
 use serde_json::Value;
 
@@ -212,7 +212,7 @@ async fn master_and_worker_uis_serve_every_route_escaped() {
         );
         assert_eq!(
             a["submitdate"],
-            flint_proto::ids::java_date(s.app(&app_id).expect("app").start_time_ms)
+            flint_domain::ids::java_date(s.app(&app_id).expect("app").start_time_ms)
         );
         let dj = &j["activedrivers"][0];
         assert_eq!(dj["id"], driver_id.as_str());

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use flint_proto::conf::{SparkConf, load_daemon_conf};
-use flint_proto::units::{parse_duration, parse_master_urls, parse_memory_mb};
+use flint_domain::conf::{SparkConf, load_daemon_conf};
+use flint_domain::units::{parse_duration, parse_master_urls, parse_memory_mb};
 use tracing::warn;
 
 use crate::resources;
@@ -70,7 +70,7 @@ fn env_nonempty<'a>(env: &'a HashMap<String, String>, k: &str) -> Option<&'a str
 }
 
 fn env_port(env: &HashMap<String, String>, key: &str) -> Result<Option<u16>, String> {
-    let (port, warning) = flint_proto::conf::env_port(env, key)?;
+    let (port, warning) = flint_domain::conf::env_port(env, key)?;
     if let Some(w) = warning {
         warn!("{w}");
     }
@@ -119,7 +119,7 @@ impl WorkerConfig {
             .clone()
             .or_else(|| env_nonempty(env, "SPARK_LOCAL_HOSTNAME").map(str::to_owned))
             .or_else(|| env_nonempty(env, "SPARK_LOCAL_IP").map(str::to_owned))
-            .unwrap_or_else(flint_proto::conf::local_hostname);
+            .unwrap_or_else(flint_domain::conf::local_hostname);
         let port = match args.port {
             Some(p) => p,
             None => env_port(env, "SPARK_WORKER_PORT")?.unwrap_or(0),

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flint_client::connect_channel;
-use flint_proto::digest::{hex, parse_artifact_uri};
+use flint_domain::digest::{hex, parse_artifact_uri};
+use flint_proto::channel::connect_channel;
 use flint_proto::pb;
 use flint_proto::pb::master_client::MasterClient;
 use http_body_util::BodyExt;

@@ -15,10 +15,10 @@ use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
-use flint_proto::spark::{
+use flint_domain::types::WorkerId;
+use flint_spark_proto::{
     Frame, FrameDecoder, MessageEncoder, RequestMessage, SparkLine, SparkMessage, decode_message,
 };
-use flint_proto::types::WorkerId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -41,7 +41,7 @@ fn worker_id(host: &str, port: u16) -> WorkerId {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    WorkerId(flint_proto::ids::worker_id(wall_ms, host, port))
+    WorkerId(flint_domain::ids::worker_id(wall_ms, host, port))
 }
 
 /// Holds executors' liveness connections until they close or the worker stops, answering

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use flint_proto::types::{LogRequest, LogSlice};
+use flint_domain::types::{LogRequest, LogSlice};
 
 use crate::web::logs::{LogError, LogQuery, read};
 
@@ -28,7 +28,7 @@ pub fn read_log(work_dir: &Path, req: &LogRequest) -> Result<LogSlice, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flint_proto::types::{DriverId, LogTarget, LogType};
+    use flint_domain::types::{DriverId, LogTarget, LogType};
 
     fn req(target: LogTarget, offset: Option<u64>, max: u64) -> LogRequest {
         LogRequest {

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    flint_proto::logging::init();
+    flint_daemon::init_logging();
     let args = WorkerArgs::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut cfg = match WorkerConfig::resolve(&args, &env) {
@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
             rpc,
             web: Some(web),
         },
-        flint_proto::logging::shutdown_signal(),
+        flint_daemon::shutdown_signal(),
     )
     .await
     {

@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use flint_proto::spark::command::is_spark_command;
+use flint_spark_proto::command::is_spark_command;
 
 use crate::fetch;
 use crate::process::{Launcher, ProcessSpec, substitute};

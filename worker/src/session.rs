@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flint_client::connect_channel;
+use flint_domain::types::*;
+use flint_proto::channel::connect_channel;
 use flint_proto::pb;
 use flint_proto::pb::master_client::MasterClient;
-use flint_proto::types::*;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, info, warn};

@@ -1,11 +1,11 @@
 //! Spark JVM command lines on this worker (Spark's `CommandUtils.buildProcessBuilder`): the
 //! executors' `CoarseGrainedExecutorBackend` and cluster-mode drivers' `DriverWrapper`
-//! commands arrive in the layout of [`flint_proto::spark::command`]; the class path, `-Xmx`
+//! commands arrive in the layout of [`flint_spark_proto::command`]; the class path, `-Xmx`
 //! and the `java` binary come from this worker (`SPARK_HOME`, `SPARK_CONF_DIR`, `JAVA_HOME`).
 
 use std::collections::BTreeMap;
 
-use flint_proto::spark::command::{
+use flint_spark_proto::command::{
     SPARK_CLASSPATH_ENV, SPARK_JAVA_OPTS_ENV, SPARK_LIBRARY_PATH_ENV, SPARK_LINE_ENV,
     SPARK_MAIN_CLASS_ENV,
 };

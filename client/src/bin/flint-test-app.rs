@@ -78,7 +78,7 @@ async fn driver(ctx: Context) -> Result<(), String> {
     let out: Vec<u32> = ctx.run_job(mode, parts).await.map_err(|e| e.to_string())?;
     println!("results: {out:?}");
     if let Some(d) = ctx.conf("spark.flint.test.lingerAfterJob") {
-        let d = flint_proto::units::parse_duration(d).map_err(|e| e.to_string())?;
+        let d = flint_domain::units::parse_duration(d).map_err(|e| e.to_string())?;
         tokio::time::sleep(d).await;
     }
     Ok(())

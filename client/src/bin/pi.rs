@@ -53,7 +53,7 @@ async fn driver(ctx: Context) -> Result<(), String> {
     };
     let delay_ms = match ctx.conf("spark.flint.pi.sliceDelay") {
         None => 0,
-        Some(d) => flint_proto::units::parse_duration(d)
+        Some(d) => flint_domain::units::parse_duration(d)
             .map_err(|e| format!("spark.flint.pi.sliceDelay: {e}"))?
             .as_millis() as u64,
     };

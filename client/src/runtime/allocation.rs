@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use flint_proto::types::ExecutorId;
+use flint_domain::types::ExecutorId;
 
 use super::conf::DynamicAllocation;
 

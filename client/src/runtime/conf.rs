@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use flint_proto::conf::SparkConf;
-use flint_proto::types::{AppId, ExecutorId};
-use flint_proto::units::parse_memory_mb;
+use flint_domain::conf::SparkConf;
+use flint_domain::types::{AppId, ExecutorId};
+use flint_domain::units::parse_memory_mb;
 
 pub const NO_MASTER: &str =
     "no master URL: run with flint-submit --master spark://host:7077 or set FLINT_MASTER_URL";
@@ -108,7 +108,7 @@ fn positive(conf: &SparkConf, key: &str) -> Result<Option<u32>, String> {
     }
 }
 
-pub use flint_proto::conf::local_hostname;
+pub use flint_domain::conf::local_hostname;
 
 impl DriverConf {
     /// Reads `FLINT_MASTER_URL`, `FLINT_APP_NAME`, `FLINT_CONF` and `FLINT_HOSTNAME`.

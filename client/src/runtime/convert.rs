@@ -2,8 +2,8 @@
 //! converted to and from the runtime's types ([`super::message`]). Malformed input from the
 //! network becomes a [`ProtocolError`], never a panic.
 
+use flint_domain::types::AppId;
 use flint_proto::pb_driver as pb;
-use flint_proto::types::AppId;
 
 use super::message::*;
 

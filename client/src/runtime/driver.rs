@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use flint_domain::types::{AppDescription, AppEvent, AppId, CommandSpec, ExecutorId};
 use flint_proto::pb_driver as pb;
-use flint_proto::types::{AppDescription, AppEvent, AppId, CommandSpec, ExecutorId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::{TcpListenerStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};

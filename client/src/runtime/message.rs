@@ -1,7 +1,7 @@
 //! The runtime's own view of the driver <-> executor protocol (`proto/protos/driver.proto`).
 //! [`super::convert`] is the only place that maps these to and from the generated types.
 
-use flint_proto::types::{AppId, ExecutorId};
+use flint_domain::types::{AppId, ExecutorId};
 
 /// Identifies a task (one partition of one stage) for the driver's whole life.
 pub type TaskId = u64;

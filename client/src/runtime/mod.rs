@@ -39,7 +39,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flint_proto::types::AppId;
+use flint_domain::types::AppId;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
@@ -244,7 +244,7 @@ impl App {
         Fut: Future<Output = Result<(), E>>,
         E: Display,
     {
-        flint_proto::logging::init();
+        flint_daemon::init_logging();
         let env: HashMap<String, String> = std::env::vars().collect();
         let args: Vec<String> = std::env::args().skip(1).collect();
         self.run_with(env, args, driver)
@@ -333,7 +333,7 @@ where
     };
     let outcome = tokio::select! {
         r = driver(ctx) => Some(r),
-        _ = flint_proto::logging::shutdown_signal() => None,
+        _ = flint_daemon::shutdown_signal() => None,
     };
     d.stop().await;
     match outcome {

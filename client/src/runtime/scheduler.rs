@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use flint_proto::types::ExecutorId;
+use flint_domain::types::ExecutorId;
 
 use super::message::{StageId, TaskId, TaskLaunch, TaskReport};
 

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use flint_proto::conf::parse_properties;
-use flint_proto::units::{parse_master_urls, parse_memory_mb};
+use flint_domain::conf::parse_properties;
+use flint_domain::units::{parse_master_urls, parse_memory_mb};
 
 pub const HELP: &str = "\
 Usage: flint-submit [options] <app> [app arguments]

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 
 use crate::{ClientError, MasterClient};
 pub use args::{Action, HELP, Submit, parse};
@@ -177,7 +177,7 @@ async fn submit_client(s: &Submit, app: &str, app_args: Vec<String>) -> Result<E
         .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
     let status = tokio::select! {
         st = child.wait() => st.map_err(|e| e.to_string())?,
-        _ = flint_proto::logging::shutdown_signal() => {
+        _ = flint_daemon::shutdown_signal() => {
             // Pass the interruption on to the driver, then report how it ended.
             if let Some(pid) = child.id() {
                 // SAFETY: plain kill(2) on our own child.

@@ -1,9 +1,9 @@
 //! The master's `/json`, field for field as Spark's `JsonProtocol.writeMasterState`
 //! (struct fields are serialized in declaration order, which is Spark's order).
 
-use flint_client::rest::to_spark_json;
-use flint_proto::ids::java_date;
-use flint_proto::types::*;
+use flint_domain::ids::java_date;
+use flint_domain::types::*;
+use flint_spark_proto::rest::to_spark_json;
 use serde::Serialize;
 
 /// Flint has no custom resources (GPUs…): Spark's resource maps are always empty.
@@ -77,7 +77,7 @@ pub struct MasterJson<'a> {
     pub status: &'static str,
 }
 
-pub use flint_proto::spark::command::DRIVER_WRAPPER;
+pub use flint_spark_proto::command::DRIVER_WRAPPER;
 
 /// Spark shows `command.arguments(2)`, the main class given to DriverWrapper. A Flint driver
 /// with another command shows its name.

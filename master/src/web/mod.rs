@@ -6,7 +6,6 @@
 //! never from the master's live state: a slow or stuck browser cannot delay scheduling.
 //! Only kills go to the actor, through the [`MasterHandle`].
 
-pub mod common;
 pub mod json;
 pub mod pages;
 pub mod proxy;
@@ -21,8 +20,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use flint_proto::conf::SparkConf;
-use flint_proto::types::*;
+use flint_domain::conf::SparkConf;
+use flint_domain::types::*;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,7 +29,7 @@ use tracing::{debug, info};
 
 use crate::actor::MasterHandle;
 use crate::metrics::{self, MasterMetrics};
-use common::*;
+use flint_webui::*;
 
 pub use json::render_master_json;
 pub use pages::render_master_page;

@@ -1,12 +1,12 @@
 //! The master's HTML pages (maud: the templates are Rust, checked when the crate compiles,
 //! and every interpolated value is HTML-escaped).
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use maud::{Markup, html};
 
 use super::WebConfig;
-use super::common::*;
 use super::json::main_class;
+use flint_webui::*;
 
 /// Where a worker's UI is reached from a browser: straight, or through `/proxy/<id>` when
 /// `spark.ui.reverseProxy` is on (worker addresses are often unreachable, e.g. pod IPs).
@@ -277,7 +277,7 @@ pub fn render_app_page(
                 @if app.executor_limit == u32::MAX { "Unlimited" } @else { (app.executor_limit) } }
             li { strong { "Executor Memory:" } " " (format_mb(app.desc.memory_per_executor_mb)) }
             @if let Some(c) = app.desc.cores_per_executor { li { strong { "Cores per Executor:" } " " (c) } }
-            li { strong { "Submit Date:" } " " (flint_proto::ids::java_date(app.start_time_ms)) }
+            li { strong { "Submit Date:" } " " (flint_domain::ids::java_date(app.start_time_ms)) }
             li { strong { "State:" } " " span #app-state { (state(app.state.as_str())) }
                 @if !app.waiting_reason.is_empty() { " " span.muted { "(" (app.waiting_reason) ")" } } }
             li { strong { "Duration:" } " " (format_duration(dur)) }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 
-use super::common::{enc, error_page};
+use flint_webui::{enc, error_page};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest worker answer relayed (log pages are at most a few MiB).

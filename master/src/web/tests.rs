@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use flint_proto::types::*;
+use flint_domain::types::*;
 use tokio::sync::watch;
 use tower::ServiceExt;
 

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
 use flint_client::{MasterClient, connect_channel};
+use flint_domain::types::*;
 use flint_proto::pb;
-use flint_proto::types::*;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flint_client::MasterClient;
-use flint_proto::types::*;
+use flint_domain::types::*;
 use flint_tests::{bin, field};
 
 struct Killed(Child);

@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use flint_domain::types::*;
 use flint_master::web::{WebConfig, render_master_json, render_master_page};
-use flint_proto::types::*;
 use flint_tests::*;
 use tokio::io::AsyncWriteExt;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use maud::html;
 
-use super::common::*;
+use flint_webui::*;
 
 /// Spark's `LogPage.defaultBytes`.
 pub const DEFAULT_BYTES: u64 = 100 * 1024;
@@ -106,8 +106,8 @@ impl LogQuery {
     }
 
     /// The log a master relays a read for (`flint-submit logs`), checked like a page request.
-    pub fn from_request(req: &flint_proto::types::LogRequest) -> Result<Self, LogError> {
-        use flint_proto::types::LogTarget;
+    pub fn from_request(req: &flint_domain::types::LogRequest) -> Result<Self, LogError> {
+        use flint_domain::types::LogTarget;
         let owner = match &req.target {
             LogTarget::Executor(app, exec) => Owner::Executor {
                 app_id: component("appId", app.as_str())?.to_owned(),

@@ -2,8 +2,6 @@
 //! (`/logPage/`, raw `/log/`), `/json`, `/metrics` and health probes. Pages render from the
 //! [`WorkerStatus`] the session publishes; log files are read only inside the work dir.
 
-#[path = "../../../master/src/web/common.rs"]
-pub mod common;
 pub mod logs;
 
 use std::collections::HashMap;
@@ -15,8 +13,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use flint_client::rest::to_spark_json;
-use flint_proto::types::*;
+use flint_domain::types::*;
+use flint_spark_proto::rest::to_spark_json;
 use maud::{Markup, html};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
@@ -28,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::session::{DriverStatus, ExecutorStatus, WorkerStatus};
-use common::*;
+use flint_webui::*;
 use logs::{LogError, LogQuery};
 
 #[derive(Clone)]

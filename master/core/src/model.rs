@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 
 /// Identifies one session (a worker's or an application's stream). Assigned by whichever
 /// front end carries the session (gRPC today, Spark's RPC later).

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use flint_proto::spark::jser::{self, JserError, ReaderLimits};
-use flint_proto::spark::messages::{
+use flint_spark_proto::jser::{self, JserError, ReaderLimits};
+use flint_spark_proto::messages::{
     Command, DecodeError, DriverDescription, DriverState, EndpointRef, ExecutorState,
     ResourceRequirement,
 };
-use flint_proto::spark::{
+use flint_spark_proto::{
     DecodedMessage, Frame, FrameDecoder, FrameError, MessageEncoder, RequestHeader, RequestMessage,
     RpcAddress, SparkLine, SparkMessage, decode_message,
 };
@@ -885,7 +885,7 @@ fn legacy_submission_messages_round_trip_for_both_lines() {
 /// exception: shapes the captures do not have, written by hand in Spark 3.5's encoding.
 #[test]
 fn worker_reports_without_captures_decode() {
-    use flint_proto::spark::jser::{ClassDescriptor, FieldDescriptor, Node, ObjectNode};
+    use flint_spark_proto::jser::{ClassDescriptor, FieldDescriptor, Node, ObjectNode};
     let mut set = SparkLine::V3_5.descriptors();
     set.insert(ClassDescriptor {
         name: "java.lang.Throwable".into(),
@@ -959,7 +959,7 @@ fn worker_reports_without_captures_decode() {
         decode_message(&bytes).unwrap().message,
         SparkMessage::WorkerLatestState {
             id: "worker-1".into(),
-            executors: vec![flint_proto::spark::messages::ExecutorDescription {
+            executors: vec![flint_spark_proto::messages::ExecutorDescription {
                 app_id: "app-1".into(),
                 exec_id: 4,
                 rp_id: 0,
@@ -1001,7 +1001,7 @@ fn worker_reports_without_captures_decode() {
         SparkMessage::DriverStateChanged {
             driver_id: "driver-1".into(),
             state: DriverState::Failed,
-            exception: Some(flint_proto::spark::messages::JavaThrowable {
+            exception: Some(flint_spark_proto::messages::JavaThrowable {
                 class_name: "java.io.IOException".into(),
                 message: Some("disk full".into()),
             }),
@@ -1241,7 +1241,7 @@ fn limits_are_configurable() {
         ..ReaderLimits::default()
     };
     assert!(matches!(
-        flint_proto::spark::messages::decode_message_with(&register.payload, &tight),
+        flint_spark_proto::messages::decode_message_with(&register.payload, &tight),
         Err(DecodeError::Stream(JserError::LimitExceeded { .. }))
     ));
     let shallow = ReaderLimits {

@@ -1,6 +1,5 @@
 //! What the master's and the workers' web UIs share: the page layout, the embedded CSS and
-//! JavaScript, Spark's number formats, and response helpers. The worker includes this file
-//! with `#[path]`, so it must only use crates both have (axum, maud) and nothing crate-local.
+//! JavaScript, Spark's number formats, and response helpers.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -242,7 +241,7 @@ pub fn format_time(wall_ms: i64) -> String {
     if wall_ms <= 0 {
         return String::from("-");
     }
-    let t = flint_proto::ids::timestamp(wall_ms);
+    let t = flint_domain::ids::timestamp(wall_ms);
     if t.len() != 14 {
         return t;
     }

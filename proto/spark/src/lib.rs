@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use flint_proto::spark::{
+//! use flint_spark_proto::{
 //!     Frame, FrameDecoder, MessageEncoder, Protocol, RequestHeader, RequestMessage,
 //!     RpcAddress, SparkLine, SparkMessage, decode_message, detect_protocol,
 //! };
@@ -54,6 +54,7 @@ pub mod jser;
 pub mod messages;
 pub mod mutf8;
 pub mod request;
+pub mod rest;
 pub mod scala;
 mod tables;
 

@@ -12,7 +12,7 @@ use super::model::{
     Object, Stream, Value,
 };
 use super::*;
-use crate::spark::mutf8;
+use crate::mutf8;
 
 /// Bounds on what a stream may make the reader do. The defaults are far above what any Spark
 /// message needs (a `RegisterApplication` is ~5 kB with ~120 handles and ~500 values) and
@@ -626,7 +626,7 @@ impl<'a> Reader<'a, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spark::jser::model::Entity;
+    use crate::jser::model::Entity;
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();

@@ -10,8 +10,8 @@
 //! [`SPARK_MAIN_CLASS_ENV`], [`SPARK_JAVA_OPTS_ENV`] (the number of JVM options) and, when
 //! non-empty, [`SPARK_CLASSPATH_ENV`] and [`SPARK_LIBRARY_PATH_ENV`].
 
-use crate::spark::messages::{ApplicationDescription, Command, DriverDescription as SparkDriver};
-use crate::types::{AppDescription, CommandSpec, DriverDescription};
+use crate::messages::{ApplicationDescription, Command, DriverDescription as SparkDriver};
+use flint_domain::types::{AppDescription, CommandSpec, DriverDescription};
 
 /// Env var of a Spark command: the JVM main class (its presence marks a Spark command).
 pub const SPARK_MAIN_CLASS_ENV: &str = "FLINT_SPARK_MAIN_CLASS";
@@ -54,13 +54,13 @@ pub fn spark_command_spec(cmd: &Command) -> CommandSpec {
 }
 
 /// Marks a Spark command with the Spark line of the driver that will talk to it.
-pub fn tag_line(spec: &mut CommandSpec, line: crate::spark::SparkLine) {
+pub fn tag_line(spec: &mut CommandSpec, line: crate::SparkLine) {
     spec.env.insert(SPARK_LINE_ENV.into(), line.to_string());
 }
 
 /// The Spark line of a client that says it runs `version` (REST's `clientSparkVersion`).
-pub fn line_of_version(version: &str) -> Option<crate::spark::SparkLine> {
-    use crate::spark::SparkLine;
+pub fn line_of_version(version: &str) -> Option<crate::SparkLine> {
+    use crate::SparkLine;
     let mut parts = version.trim().split('.');
     match (parts.next(), parts.next()) {
         (Some("3"), Some("5")) => Some(SparkLine::V3_5),
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn lines_tag_commands_and_versions_map_to_lines() {
-        use crate::spark::SparkLine;
+        use crate::SparkLine;
         let mut spec = driver_description(&legacy_driver()).expect("valid").command;
         tag_line(&mut spec, SparkLine::V4_0);
         assert_eq!(spec.env[SPARK_LINE_ENV], "4.0");

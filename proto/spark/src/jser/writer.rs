@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::descriptors::{ClassDescriptor, DescriptorSet};
 use super::error::EncodeError;
 use super::*;
-use crate::spark::mutf8;
+use crate::mutf8;
 
 /// A value to write.
 #[derive(Debug, Clone, PartialEq)]

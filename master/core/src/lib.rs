@@ -6,15 +6,15 @@
 //! send down the sessions. Nothing here knows about gRPC, sockets, clocks or tasks, so the
 //! same core can be driven by Spark's own RPC protocol and tested without a runtime.
 
-pub use flint_proto::ids;
+pub use flint_domain::ids;
 pub mod model;
 pub mod schedule;
 mod view;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use flint_proto::error::ErrorCode;
-use flint_proto::types::*;
+use flint_domain::error::ErrorCode;
+use flint_domain::types::*;
 use tracing::{debug, info, warn};
 
 use model::{AppInfo, DriverInfo, ExecutorInfo, WorkerInfo};

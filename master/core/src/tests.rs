@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 use proptest::prelude::*;
 
 use super::*;
@@ -1394,7 +1394,7 @@ fn killing_unknown_or_finished_apps_is_refused_without_change() {
     assert!(matches!(err, CoreError::FailedPrecondition(_)), "{err:?}");
     assert_eq!(
         err.code(),
-        flint_proto::error::ErrorCode::FailedPrecondition
+        flint_domain::error::ErrorCode::FailedPrecondition
     );
     assert!(m.take_outputs().is_empty());
     assert_eq!(m.snapshot(), before);
@@ -1871,7 +1871,7 @@ fn second_registration_on_the_same_session_is_refused_without_change() {
 
 #[test]
 fn core_errors_map_to_error_codes() {
-    use flint_proto::error::ErrorCode;
+    use flint_domain::error::ErrorCode;
     assert_eq!(CoreError::NotFound("x".into()).code(), ErrorCode::NotFound);
     assert_eq!(
         CoreError::InvalidArgument("x".into()).code(),

@@ -1,9 +1,10 @@
-//! The one tracing set-up every Flint binary uses: `RUST_LOG` (default `info`) to stderr,
-//! colours only on a terminal.
+//! What every Flint process shares at its edge: the one tracing set-up (`RUST_LOG`, default
+//! `info`, to stderr, colours only on a terminal) and the shutdown signal.
 
 use std::io::IsTerminal;
 
-pub fn init() {
+/// Sets up tracing once; later calls are no-ops.
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()

@@ -1,6 +1,6 @@
 //! Read-only views of the core's records, for ClusterState, `/json` and the UI.
 
-use flint_proto::types::*;
+use flint_domain::types::*;
 
 use super::MasterState;
 use super::model::{AppInfo, DriverInfo, ExecutorInfo, WorkerInfo};

@@ -1,5 +1,5 @@
 //! Domain types shared by the master, the worker and the client. They carry no protobuf
-//! details; [`crate::convert`] is the only place that maps them to and from [`crate::pb`].
+//! details; `flint_proto::convert` is the only place that maps them to and from the wire.
 
 use std::collections::BTreeMap;
 use std::fmt;

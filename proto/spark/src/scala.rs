@@ -623,8 +623,8 @@ pub fn enumeration(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spark::SparkLine;
-    use crate::spark::jser::{DescriptorSet, Node, ObjectNode, read_stream, write_stream};
+    use crate::SparkLine;
+    use crate::jser::{DescriptorSet, Node, ObjectNode, read_stream, write_stream};
 
     fn round(set: &DescriptorSet, node: Node) -> Stream {
         read_stream(&write_stream(set, &node).unwrap()).unwrap()
@@ -752,7 +752,7 @@ mod tests {
 
     #[test]
     fn maps_with_a_default_read_as_their_underlying_map() {
-        use crate::spark::jser::{ClassDescriptor, ClassSpec, FieldSpec as F};
+        use crate::jser::{ClassDescriptor, ClassSpec, FieldSpec as F};
         for (line, prefix) in [
             (SparkLine::V4_0, "scala$collection$immutable$Map$Map2$$"),
             (SparkLine::V3_5, ""),
