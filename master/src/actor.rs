@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use flint_domain::time::Clock;
 
 use flint_domain::types::*;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -141,23 +143,6 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(200);
 /// A snapshot is republished at least every 10 × [`SNAPSHOT_INTERVAL`] (2 s).
 const QUIET_REPUBLISH_TICKS: u32 = 10;
 
-struct Clock {
-    start: Instant,
-}
-
-impl Clock {
-    fn now(&self) -> Now {
-        let wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Now {
-            mono_ms: self.start.elapsed().as_millis() as u64,
-            wall_ms,
-        }
-    }
-}
-
 struct Actor {
     state: MasterState,
     sessions: HashMap<ConnId, Session>,
@@ -183,9 +168,7 @@ pub fn spawn(
     let actor = Actor {
         state,
         sessions: HashMap::new(),
-        clock: Clock {
-            start: Instant::now(),
-        },
+        clock: Clock::new(),
         dirty: false,
         snapshots: snap_tx,
         pending_logs: HashMap::new(),

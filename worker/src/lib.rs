@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod fetch;
+pub mod launcher;
 pub mod logs;
 pub mod process;
 pub mod resources;
@@ -12,7 +13,7 @@ pub mod spark_jvm;
 pub mod web;
 
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use flint_domain::types::WorkerId;
@@ -25,7 +26,10 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 pub use config::{WorkerArgs, WorkerConfig};
+use flint_worker_core::{CoreConfig, WorkerCore};
+use launcher::ProcessLauncher;
 use runner::WorkerEnv;
+use session::ShellSettings;
 pub use session::WorkerStatus;
 
 /// The sockets the worker serves, bound by the caller.
@@ -37,11 +41,11 @@ pub struct Listeners {
 }
 
 fn worker_id(host: &str, port: u16) -> WorkerId {
-    let wall_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    WorkerId(flint_domain::ids::worker_id(wall_ms, host, port))
+    WorkerId(flint_domain::ids::worker_id(
+        flint_domain::time::wall_ms(),
+        host,
+        port,
+    ))
 }
 
 /// Holds executors' liveness connections until they close or the worker stops, answering
@@ -157,21 +161,30 @@ pub async fn run(
         work_dir = %env.work_dir.display(), webui_url = %env.webui_url, "Starting Flint worker"
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (status_tx, status_rx) = watch::channel(WorkerStatus {
-        worker_id: id.0.clone(),
+    let core = CoreConfig {
+        worker_id: id.clone(),
         host: cfg.host.clone(),
         port: cfg.port,
-        webui_url: env.webui_url.clone(),
         cores: cfg.cores,
         memory_mb: cfg.memory_mb,
+        webui_url: env.webui_url.clone(),
         work_dir: env.work_dir.clone(),
-        ..Default::default()
-    });
+        master_url: cfg.master_url.clone(),
+        max_backoff_ms: cfg.max_backoff.as_millis() as u64,
+        seed: fastrand::u64(..),
+    };
+    let settings = ShellSettings {
+        masters: cfg.masters.clone(),
+        kill_grace: cfg.kill_grace,
+        work_dir: env.work_dir.clone(),
+    };
+    let (status_tx, status_rx) = watch::channel(WorkerCore::new(core.clone()).status().clone());
     let web_task = listeners
         .web
         .map(|l| web::spawn(l, status_rx, env.work_dir.clone(), stop_rx.clone()));
     let endpoint = tokio::spawn(serve_endpoint(listeners.rpc, stop_rx.clone()));
-    let worker = session::Worker::new(cfg, env, launcher, status_tx);
+    let launcher = ProcessLauncher::new(Arc::new(env), launcher);
+    let worker = session::Worker::new(core, settings, launcher, status_tx);
     let worker_task = tokio::spawn(worker.run(stop_rx));
     shutdown.await;
     info!("shutting down: stopping executors and drivers");

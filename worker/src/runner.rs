@@ -1,5 +1,7 @@
-//! Runs one executor or one driver as a child process and reports its life to the
-//! session loop as [`WorkerEvent`]s (Spark's ExecutorRunner and DriverRunner).
+//! Runs one executor or one driver as a child process and reports its life to the worker's
+//! core as [`ChildEvent`]s (Spark's ExecutorRunner and DriverRunner). What follows an exit
+//! (relaunch a supervised driver, or not) is the core's decision, received as a
+//! [`ChildControl`].
 //!
 //! The environment contract every executor gets (documented in docs/runtime-contract.md):
 //! `FLINT_ROLE=executor`, `FLINT_EXECUTOR_ID`, `FLINT_APP_ID`, `FLINT_EXECUTOR_CORES`,
@@ -16,12 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flint_domain::types::*;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use flint_worker_core::ChildEvent;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
 use flint_spark_proto::command::is_spark_command;
 
 use crate::fetch;
+use crate::launcher::ChildControl;
 use crate::process::{Launcher, ProcessSpec, substitute};
 use crate::spark_jvm::{JvmRole, SparkHost, spark_jvm_command};
 
@@ -48,26 +52,6 @@ impl WorkerEnv {
     }
 }
 
-/// Asks a running child to stop. Dropping it does nothing.
-pub struct KillSwitch(Option<oneshot::Sender<()>>);
-
-impl KillSwitch {
-    pub fn kill(&mut self) {
-        if let Some(tx) = self.0.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// Spark's `--supervise` backoff: 1, 2, 4, 8 … s, back to 1 s after a run longer than 5 s.
-pub fn next_backoff(current: Duration, last_run: Duration) -> Duration {
-    if last_run > Duration::from_secs(5) {
-        Duration::from_secs(1)
-    } else {
-        (current * 2).min(Duration::from_secs(60))
-    }
-}
-
 fn substitute_all(
     cmd: &CommandSpec,
     vars: &[(&str, &str)],
@@ -82,34 +66,34 @@ fn substitute_all(
     )
 }
 
-pub fn spawn_executor(
-    env: Arc<WorkerEnv>,
-    launcher: Arc<Launcher>,
-    master_url: String,
-    l: LaunchExecutor,
-    events: mpsc::UnboundedSender<WorkerEvent>,
-) -> KillSwitch {
-    let (kill_tx, kill_rx) = oneshot::channel();
-    tokio::spawn(run_executor(env, launcher, master_url, l, events, kill_rx));
-    KillSwitch(Some(kill_tx))
+/// Waits for a kill order; a closed control channel (the worker is gone) counts as one.
+async fn kill_ordered(control: &mut mpsc::Receiver<ChildControl>) {
+    loop {
+        match control.recv().await {
+            Some(ChildControl::Kill) | None => return,
+            Some(other) => debug!(?other, "ignored while the child runs"),
+        }
+    }
 }
 
-async fn run_executor(
+pub async fn run_executor(
     env: Arc<WorkerEnv>,
     launcher: Arc<Launcher>,
     master_url: String,
     l: LaunchExecutor,
-    events: mpsc::UnboundedSender<WorkerEvent>,
-    kill_rx: oneshot::Receiver<()>,
+    events: mpsc::Sender<ChildEvent>,
+    mut control: mpsc::Receiver<ChildControl>,
 ) {
-    let report = |state, message: Option<String>, exit_status| {
-        let _ = events.send(WorkerEvent::ExecutorStateChanged {
-            app_id: l.app_id.clone(),
-            executor_id: l.executor_id,
-            state,
-            message,
-            exit_status,
-        });
+    let report = async |state, message: Option<String>, exit_status| {
+        let _ = events
+            .send(ChildEvent::Executor {
+                app_id: l.app_id.clone(),
+                executor_id: l.executor_id,
+                state,
+                message,
+                exit_status,
+            })
+            .await;
     };
     let dir = env
         .work_dir
@@ -138,7 +122,7 @@ async fn run_executor(
             Ok((p, a)) => (program, args) = (p, a),
             Err(e) => {
                 warn!(app_id = %l.app_id, exec_id = l.executor_id, error = %e, "cannot build the Spark executor's command");
-                report(ExecutorState::Failed, Some(e), None);
+                report(ExecutorState::Failed, Some(e), None).await;
                 return;
             }
         }
@@ -155,7 +139,7 @@ async fn run_executor(
             Ok(p) => program = p.display().to_string(),
             Err(e) => {
                 warn!(app_id = %l.app_id, exec_id = l.executor_id, error = %e, "cannot fetch the executor's program");
-                report(ExecutorState::Failed, Some(e), None);
+                report(ExecutorState::Failed, Some(e), None).await;
                 return;
             }
         }
@@ -199,24 +183,25 @@ async fn run_executor(
                 ExecutorState::Failed,
                 Some(format!("Failed to launch executor: {e}")),
                 None,
-            );
+            )
+            .await;
             return;
         }
     };
     info!(app_id = %l.app_id, exec_id = l.executor_id, pid = child.pid(), "executor started");
-    report(ExecutorState::Running, None, None);
+    report(ExecutorState::Running, None, None).await;
     tokio::select! {
         r = child.wait() => match r {
             Ok(exit) => {
                 info!(app_id = %l.app_id, exec_id = l.executor_id, status = exit.status(), "executor exited");
-                report(ExecutorState::Exited, Some(exit.describe()), Some(exit.status()));
+                report(ExecutorState::Exited, Some(exit.describe()), Some(exit.status())).await;
             }
-            Err(e) => report(ExecutorState::Failed, Some(format!("lost track of the executor process: {e}")), None),
+            Err(e) => report(ExecutorState::Failed, Some(format!("lost track of the executor process: {e}")), None).await,
         },
-        _ = kill_rx => {
+        _ = kill_ordered(&mut control) => {
             let r = child.kill(env.kill_grace).await;
             info!(app_id = %l.app_id, exec_id = l.executor_id, "executor killed");
-            report(ExecutorState::Killed, Some("killed by the worker".into()), r.ok().map(|e| e.status()));
+            report(ExecutorState::Killed, Some("killed by the worker".into()), r.ok().map(|e| e.status())).await;
         }
     }
 }
@@ -234,37 +219,26 @@ fn copy_into(file: &str, dir: &std::path::Path) -> Result<String, String> {
     Ok(dst.display().to_string())
 }
 
-pub fn spawn_driver(
+pub async fn run_driver(
     env: Arc<WorkerEnv>,
     launcher: Arc<Launcher>,
     master_url: String,
     driver_id: DriverId,
     desc: DriverDescription,
-    events: mpsc::UnboundedSender<WorkerEvent>,
-) -> KillSwitch {
-    let (kill_tx, kill_rx) = oneshot::channel();
-    tokio::spawn(run_driver(
-        env, launcher, master_url, driver_id, desc, events, kill_rx,
-    ));
-    KillSwitch(Some(kill_tx))
-}
-
-async fn run_driver(
-    env: Arc<WorkerEnv>,
-    launcher: Arc<Launcher>,
-    master_url: String,
-    driver_id: DriverId,
-    desc: DriverDescription,
-    events: mpsc::UnboundedSender<WorkerEvent>,
-    mut kill_rx: oneshot::Receiver<()>,
+    events: mpsc::Sender<ChildEvent>,
+    mut control: mpsc::Receiver<ChildControl>,
 ) {
-    let report = |state, message: Option<String>, exit_status| {
-        let _ = events.send(WorkerEvent::DriverStateChanged {
+    let send = async |ev: ChildEvent| {
+        let _ = events.send(ev).await;
+    };
+    let report = async |state, message: Option<String>, exit_status| {
+        send(ChildEvent::DriverEnded {
             driver_id: driver_id.clone(),
             state,
             message,
             exit_status,
-        });
+        })
+        .await;
     };
     let dir = env.work_dir.join(driver_id.as_str());
     let user_jar = if desc.app_resource.trim().is_empty() {
@@ -282,7 +256,7 @@ async fn run_driver(
             Ok(p) => p.display().to_string(),
             Err(e) => {
                 warn!(%driver_id, error = %e, "cannot fetch the driver's application");
-                report(DriverState::Error, Some(e), None);
+                report(DriverState::Error, Some(e), None).await;
                 return;
             }
         }
@@ -295,7 +269,7 @@ async fn run_driver(
             Ok(p) => p,
             Err(e) => {
                 warn!(%driver_id, error = %e, "cannot copy the driver's jar");
-                report(DriverState::Error, Some(e), None);
+                report(DriverState::Error, Some(e), None).await;
                 return;
             }
         }
@@ -319,7 +293,7 @@ async fn run_driver(
             Ok((p, a)) => (program, args) = (p, a),
             Err(e) => {
                 warn!(%driver_id, error = %e, "cannot build the Spark driver's command");
-                report(DriverState::Error, Some(e), None);
+                report(DriverState::Error, Some(e), None).await;
                 return;
             }
         }
@@ -344,7 +318,6 @@ async fn run_driver(
         stdout: dir.join("stdout"),
         stderr: dir.join("stderr"),
     };
-    let mut backoff = Duration::from_secs(1);
     let mut attempt = 1u32;
     loop {
         let started = Instant::now();
@@ -356,18 +329,22 @@ async fn run_driver(
                     DriverState::Error,
                     Some(format!("Failed to launch driver: {e}")),
                     None,
-                );
+                )
+                .await;
                 return;
             }
         };
         info!(%driver_id, pid = child.pid(), attempt, "driver started");
-        let msg = (attempt > 1).then(|| format!("relaunched (attempt {attempt})"));
-        report(DriverState::Running, msg, None);
+        send(ChildEvent::DriverStarted {
+            driver_id: driver_id.clone(),
+            attempt,
+        })
+        .await;
         let exit = tokio::select! {
             r = child.wait() => r,
-            _ = &mut kill_rx => {
+            _ = kill_ordered(&mut control) => {
                 let r = child.kill(env.kill_grace).await;
-                report(DriverState::Killed, Some("killed by request".into()), r.ok().map(|e| e.status()));
+                report(DriverState::Killed, Some("killed by request".into()), r.ok().map(|e| e.status())).await;
                 return;
             }
         };
@@ -378,49 +355,30 @@ async fn run_driver(
                     DriverState::Error,
                     Some(format!("lost track of the driver process: {e}")),
                     None,
-                );
+                )
+                .await;
                 return;
             }
         };
-        if exit.success() {
-            report(DriverState::Finished, Some(exit.describe()), Some(0));
-            return;
-        }
-        if !desc.supervise {
-            report(
-                DriverState::Failed,
-                Some(exit.describe()),
-                Some(exit.status()),
-            );
-            return;
-        }
-        backoff = if attempt == 1 {
-            Duration::from_secs(1)
-        } else {
-            next_backoff(backoff, started.elapsed())
-        };
-        info!(%driver_id, status = exit.status(), wait_s = backoff.as_secs(), "supervised driver exited; re-launching");
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = &mut kill_rx => {
-                report(DriverState::Killed, Some("killed by request while waiting to relaunch".into()), Some(exit.status()));
-                return;
+        send(ChildEvent::DriverExited {
+            driver_id: driver_id.clone(),
+            success: exit.success(),
+            exit_status: exit.status(),
+            description: exit.describe(),
+            run_ms: started.elapsed().as_millis() as u64,
+        })
+        .await;
+        // The core decides: relaunch (a supervised driver) or release.
+        loop {
+            match control.recv().await {
+                Some(ChildControl::Relaunch { attempt: next }) => {
+                    attempt = next;
+                    break;
+                }
+                Some(ChildControl::Release) | None => return,
+                // A kill that crossed the exit: the core answers it with a release.
+                Some(ChildControl::Kill) => {}
             }
         }
-        attempt += 1;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn supervise_backoff_doubles_and_resets() {
-        let s = Duration::from_secs;
-        assert_eq!(next_backoff(s(1), s(0)), s(2));
-        assert_eq!(next_backoff(s(2), s(1)), s(4));
-        assert_eq!(next_backoff(s(8), s(6)), s(1));
-        assert_eq!(next_backoff(s(60), s(0)), s(60));
     }
 }

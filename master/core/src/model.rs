@@ -8,22 +8,7 @@ use flint_domain::types::*;
 /// front end carries the session (gRPC today, Spark's RPC later).
 pub type ConnId = u64;
 
-/// Time as the core sees it: a monotonic clock for timeouts and the wall clock for ids and
-/// displayed timestamps. Always passed in; the core never reads a clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Now {
-    pub mono_ms: u64,
-    pub wall_ms: i64,
-}
-
-impl Now {
-    pub fn plus_ms(self, ms: u64) -> Now {
-        Now {
-            mono_ms: self.mono_ms + ms,
-            wall_ms: self.wall_ms + ms as i64,
-        }
-    }
-}
+pub use flint_domain::time::Now;
 
 #[derive(Clone, Debug)]
 pub struct WorkerInfo {

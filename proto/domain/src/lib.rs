@@ -6,5 +6,6 @@ pub mod conf;
 pub mod digest;
 pub mod error;
 pub mod ids;
+pub mod time;
 pub mod types;
 pub mod units;

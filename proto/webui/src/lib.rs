@@ -256,12 +256,7 @@ pub fn format_time(wall_ms: i64) -> String {
     )
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use flint_domain::time::wall_ms as now_ms;
 
 /// A table cell with a sort key (the sortable tables sort on `data-sort` when present).
 pub fn sort_cell(key: impl std::fmt::Display, content: Markup) -> Markup {
