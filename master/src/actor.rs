@@ -16,10 +16,15 @@ use tracing::{debug, warn};
 
 use crate::core::{ConnId, CoreError, MasterState, Now, Output};
 
-/// Delivers commands to one worker session; returns false once the session is gone.
+/// Delivers commands to one worker session without waiting; returns false once the session
+/// is gone or cut off (its peer stopped reading), and the actor then closes it.
 pub type WorkerSink = Box<dyn Fn(WorkerCommand) -> bool + Send>;
-/// Delivers events to one application session; returns false once the session is gone.
+/// Delivers events to one application session, as [`WorkerSink`] does.
 pub type AppSink = Box<dyn Fn(AppEvent) -> bool + Send>;
+
+/// Messages queued for the actor. Front ends wait when it is full, so a flood of requests
+/// slows its senders down instead of growing the master's memory.
+pub const INBOX: usize = 4096;
 
 type Reply<T> = oneshot::Sender<Result<T, CoreError>>;
 
@@ -57,7 +62,7 @@ enum Session {
 /// Cheap to clone; every front end holds one.
 #[derive(Clone)]
 pub struct MasterHandle {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
     next_conn: Arc<AtomicU64>,
     snapshots: watch::Receiver<Arc<ClusterSnapshot>>,
 }
@@ -71,26 +76,26 @@ impl MasterHandle {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn open_worker_session(&self, conn: ConnId, sink: WorkerSink) {
-        let _ = self.tx.send(Msg::OpenWorker(conn, sink));
+    pub async fn open_worker_session(&self, conn: ConnId, sink: WorkerSink) {
+        let _ = self.tx.send(Msg::OpenWorker(conn, sink)).await;
     }
 
-    pub fn open_app_session(&self, conn: ConnId, sink: AppSink) {
-        let _ = self.tx.send(Msg::OpenApp(conn, sink));
+    pub async fn open_app_session(&self, conn: ConnId, sink: AppSink) {
+        let _ = self.tx.send(Msg::OpenApp(conn, sink)).await;
     }
 
     /// The session's transport ended (or was refused): the core is told at once.
-    pub fn close_session(&self, conn: ConnId) {
-        let _ = self.tx.send(Msg::Close(conn));
+    pub async fn close_session(&self, conn: ConnId) {
+        let _ = self.tx.send(Msg::Close(conn)).await;
     }
 
-    pub fn worker_event(&self, conn: ConnId, event: WorkerEvent) {
-        let _ = self.tx.send(Msg::Worker(conn, event));
+    pub async fn worker_event(&self, conn: ConnId, event: WorkerEvent) {
+        let _ = self.tx.send(Msg::Worker(conn, event)).await;
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, CoreError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).map_err(|_| gone())?;
+        self.tx.send(make(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 
@@ -122,7 +127,7 @@ impl MasterHandle {
     /// Registration → all executors RUNNING, once that happened.
     pub async fn app_time_to_running_ms(&self, id: AppId) -> Option<u64> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::AppTimeToRunning(id, tx)).ok()?;
+        self.tx.send(Msg::AppTimeToRunning(id, tx)).await.ok()?;
         rx.await.ok().flatten()
     }
 
@@ -158,7 +163,7 @@ pub fn spawn(
     state: MasterState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (MasterHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(INBOX);
     let (snap_tx, snap_rx) = watch::channel(Arc::new(state.snapshot()));
     let handle = MasterHandle {
         tx,
@@ -181,7 +186,7 @@ pub fn spawn(
 impl Actor {
     async fn run(
         mut self,
-        mut rx: mpsc::UnboundedReceiver<Msg>,
+        mut rx: mpsc::Receiver<Msg>,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) {
         let tick_every = Duration::from_millis(
@@ -242,14 +247,7 @@ impl Actor {
             Msg::OpenApp(conn, sink) => {
                 self.sessions.insert(conn, Session::App(sink));
             }
-            Msg::Close(conn) => match self.sessions.remove(&conn) {
-                Some(Session::Worker(_)) => {
-                    self.fail_log_reads(|p| p.conn == conn, "worker disconnected");
-                    self.state.worker_disconnected(now, conn)
-                }
-                Some(Session::App(_)) => self.state.application_disconnected(now, conn),
-                None => {}
-            },
+            Msg::Close(conn) => self.close(now, conn),
             Msg::Worker(conn, ev) => self.worker_event(now, conn, ev),
             Msg::App(conn, req, reply) => {
                 let r = match req {
@@ -402,31 +400,57 @@ impl Actor {
         self.dirty = true;
     }
 
-    fn flush(&mut self) {
-        let outputs = self.state.take_outputs();
-        if outputs.is_empty() {
-            return;
+    /// A session ended: its transport closed, or its peer stopped reading.
+    fn close(&mut self, now: Now, conn: ConnId) {
+        match self.sessions.remove(&conn) {
+            Some(Session::Worker(_)) => {
+                self.fail_log_reads(|p| p.conn == conn, "worker disconnected");
+                self.state.worker_disconnected(now, conn)
+            }
+            Some(Session::App(_)) => self.state.application_disconnected(now, conn),
+            None => {}
         }
-        self.dirty = true;
-        for out in outputs {
-            match out {
-                Output::ToWorker { conn, cmd } => match self.sessions.get(&conn) {
-                    Some(Session::Worker(sink)) => {
-                        if !sink(cmd) {
-                            debug!(conn, "worker session gone while sending");
+    }
+
+    fn flush(&mut self) {
+        loop {
+            let outputs = self.state.take_outputs();
+            if outputs.is_empty() {
+                return;
+            }
+            self.dirty = true;
+            let mut cut = Vec::new();
+            for out in outputs {
+                match out {
+                    Output::ToWorker { conn, cmd } => match self.sessions.get(&conn) {
+                        Some(Session::Worker(sink)) => {
+                            if !sink(cmd) {
+                                debug!(conn, "worker session gone or cut off while sending");
+                                cut.push(conn);
+                            }
+                        }
+                        _ => warn!(conn, "no worker session for command"),
+                    },
+                    Output::ToApp { conn, event } => {
+                        if let Some(Session::App(sink)) = self.sessions.get(&conn)
+                            && !sink(event)
+                        {
+                            cut.push(conn);
                         }
                     }
-                    _ => warn!(conn, "no worker session for command"),
-                },
-                Output::ToApp { conn, event } => {
-                    if let Some(Session::App(sink)) = self.sessions.get(&conn) {
-                        sink(event);
+                    Output::CloseApp { conn } => {
+                        // Dropping the sink ends the application's stream.
+                        self.sessions.remove(&conn);
                     }
                 }
-                Output::CloseApp { conn } => {
-                    // Dropping the sink ends the application's stream.
-                    self.sessions.remove(&conn);
-                }
+            }
+            if cut.is_empty() {
+                return;
+            }
+            let now = self.clock.now();
+            cut.dedup();
+            for conn in cut {
+                self.close(now, conn);
             }
         }
     }

@@ -5,15 +5,14 @@ use std::pin::Pin;
 use flint_domain::types::*;
 use flint_proto::pb;
 use futures::Stream;
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::actor::MasterHandle;
 use crate::artifacts::ArtifactStore;
 use crate::core::CoreError;
+use crate::outbox::{OutboxRx, SESSION_OUTBOX, outbox};
 
 pub struct MasterGrpc {
     handle: MasterHandle,
@@ -40,8 +39,11 @@ type Outbound<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// channel allocates its slots in blocks, one block per idle session at 10,000 workers).
 type Item<T> = Result<Box<T>, Box<Status>>;
 
-fn outbound<T: Send + 'static>(rx: mpsc::UnboundedReceiver<Item<T>>) -> Outbound<T> {
-    Box::pin(UnboundedReceiverStream::new(rx).map(|item| item.map(|b| *b).map_err(|e| *e)))
+fn outbound<T: Send + 'static>(rx: OutboxRx<Item<T>>) -> Outbound<T> {
+    Box::pin(
+        rx.into_stream()
+            .map(|item| item.map(|b| *b).map_err(|e| *e)),
+    )
 }
 
 #[tonic::async_trait]
@@ -94,24 +96,24 @@ impl pb::master_server::Master for MasterGrpc {
         let mut inbound = req.into_inner();
         let handle = self.handle.clone();
         let conn = handle.new_conn();
-        let (tx, rx) = mpsc::unbounded_channel::<Item<pb::MasterToWorker>>();
+        let (tx, rx) = outbox::<Item<pb::MasterToWorker>>(conn, SESSION_OUTBOX);
         // The reader keeps only a weak sender: the stream ends as soon as the actor drops
         // the session's sink.
         let err_tx = tx.downgrade();
-        handle.open_worker_session(
-            conn,
-            Box::new(move |cmd| tx.send(Ok(Box::new(cmd.into()))).is_ok()),
-        );
+        handle
+            .open_worker_session(
+                conn,
+                Box::new(move |cmd| tx.offer(Ok(Box::new(cmd.into())))),
+            )
+            .await;
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
                     Ok(Some(msg)) => match WorkerEvent::try_from(msg) {
-                        Ok(ev) => handle.worker_event(conn, ev),
+                        Ok(ev) => handle.worker_event(conn, ev).await,
                         Err(e) => {
                             warn!(conn, error = %e, "invalid message on worker session");
-                            if let Some(tx) = err_tx.upgrade() {
-                                let _ = tx.send(Err(Box::new(e.into())));
-                            }
+                            err_tx.try_send(Err(Box::new(e.into())));
                             break;
                         }
                     },
@@ -122,7 +124,7 @@ impl pb::master_server::Master for MasterGrpc {
                     }
                 }
             }
-            handle.close_session(conn);
+            handle.close_session(conn).await;
         });
         Ok(Response::new(outbound(rx)))
     }
@@ -134,12 +136,11 @@ impl pb::master_server::Master for MasterGrpc {
         let mut inbound = req.into_inner();
         let handle = self.handle.clone();
         let conn = handle.new_conn();
-        let (tx, rx) = mpsc::unbounded_channel::<Item<pb::MasterToApp>>();
+        let (tx, rx) = outbox::<Item<pb::MasterToApp>>(conn, SESSION_OUTBOX);
         let err_tx = tx.downgrade();
-        handle.open_app_session(
-            conn,
-            Box::new(move |ev| tx.send(Ok(Box::new(ev.into()))).is_ok()),
-        );
+        handle
+            .open_app_session(conn, Box::new(move |ev| tx.offer(Ok(Box::new(ev.into())))))
+            .await;
         tokio::spawn(async move {
             loop {
                 match inbound.message().await {
@@ -150,9 +151,7 @@ impl pb::master_server::Master for MasterGrpc {
                         };
                         if let Err(st) = result {
                             warn!(conn, error = %st.message(), "application request refused; ending session");
-                            if let Some(tx) = err_tx.upgrade() {
-                                let _ = tx.send(Err(Box::new(st)));
-                            }
+                            err_tx.try_send(Err(Box::new(st)));
                             break;
                         }
                     }
@@ -163,7 +162,7 @@ impl pb::master_server::Master for MasterGrpc {
                     }
                 }
             }
-            handle.close_session(conn);
+            handle.close_session(conn).await;
         });
         Ok(Response::new(outbound(rx)))
     }

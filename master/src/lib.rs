@@ -7,6 +7,7 @@ pub mod config;
 pub use flint_master_core as core;
 pub mod grpc;
 pub mod metrics;
+pub mod outbox;
 pub mod rest;
 pub mod spark_rpc;
 pub mod web;

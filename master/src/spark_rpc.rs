@@ -34,11 +34,12 @@ use flint_spark_proto::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::actor::MasterHandle;
 use crate::core::{ConnId, CoreError};
+use crate::outbox::{Outbox, SESSION_OUTBOX, outbox};
 
 /// Where this master says it is (the `sender` of what it sends, the `Master` endpoint ref).
 #[derive(Clone, Debug)]
@@ -177,7 +178,7 @@ fn failure(request_id: i64, error: String) -> Option<Bytes> {
 struct Conn {
     handle: MasterHandle,
     cfg: SparkRpcConfig,
-    out: mpsc::UnboundedSender<Bytes>,
+    out: Outbox<Bytes>,
     encoder: Option<MessageEncoder>,
     /// The application session opened by `RegisterApplication`, if any.
     session: Option<ConnId>,
@@ -212,9 +213,11 @@ impl Conn {
             .unwrap_or_else(|| MessageEncoder::new(SparkLine::V3_5))
     }
 
-    fn send(&self, frame: Option<Bytes>) {
+    /// Queues a reply, waiting for room: a peer that does not read its replies is not read
+    /// any further either.
+    async fn send(&self, frame: Option<Bytes>) {
         if let Some(f) = frame {
-            let _ = self.out.send(f);
+            self.out.send(f).await;
         }
     }
 
@@ -236,7 +239,8 @@ impl Conn {
                     self.send(failure(
                         id,
                         format!("flint-master cannot read this message: {e}"),
-                    ));
+                    ))
+                    .await;
                 }
                 return Ok(());
             }
@@ -246,7 +250,8 @@ impl Conn {
         match (decoded.message, request_id) {
             (SparkMessage::CheckExistence { name }, Some(id)) => {
                 debug!(peer = %self.peer, %name, "endpoint check");
-                self.send(boolean_reply(&self.encoder(), id, name == "Master"));
+                self.send(boolean_reply(&self.encoder(), id, name == "Master"))
+                    .await;
             }
             (SparkMessage::RegisterApplication { app, driver }, _) => {
                 self.register(app, driver.address.or(header.sender)).await;
@@ -269,7 +274,7 @@ impl Conn {
                     .await;
                 debug!(%app_id, total, ok, "RequestExecutors");
                 if let Some(id) = id {
-                    self.send(boolean_reply(&self.encoder(), id, ok));
+                    self.send(boolean_reply(&self.encoder(), id, ok)).await;
                 }
             }
             (
@@ -291,20 +296,20 @@ impl Conn {
                     .await;
                 debug!(%app_id, ?executor_ids, ok, "KillExecutors");
                 if let Some(id) = id {
-                    self.send(boolean_reply(&self.encoder(), id, ok));
+                    self.send(boolean_reply(&self.encoder(), id, ok)).await;
                 }
             }
             (SparkMessage::RequestSubmitDriver { driver }, Some(id)) => {
                 let msg = self.submit_driver(&driver).await;
-                self.send(reply(&self.encoder(), id, &msg));
+                self.send(reply(&self.encoder(), id, &msg)).await;
             }
             (SparkMessage::RequestDriverStatus { driver_id }, Some(id)) => {
                 let msg = self.driver_status(driver_id).await;
-                self.send(reply(&self.encoder(), id, &msg));
+                self.send(reply(&self.encoder(), id, &msg)).await;
             }
             (SparkMessage::RequestKillDriver { driver_id }, Some(id)) => {
                 let msg = self.kill_driver(driver_id).await;
-                self.send(reply(&self.encoder(), id, &msg));
+                self.send(reply(&self.encoder(), id, &msg)).await;
             }
             (other, id) => {
                 warn!(peer = %self.peer, endpoint = %header.endpoint, message = ?std::mem::discriminant(&other), "Spark message not handled by flint-master; ignored");
@@ -312,7 +317,8 @@ impl Conn {
                     self.send(failure(
                         id,
                         "flint-master does not handle this message".into(),
-                    ));
+                    ))
+                    .await;
                 }
             }
         }
@@ -431,14 +437,15 @@ impl Conn {
                     return true;
                 };
                 match one_way(&encoder, &master, driver.clone(), "AppClient", &msg) {
-                    Ok(frame) => out.send(frame).is_ok(),
+                    Ok(frame) => out.offer(frame),
                     Err(e) => {
                         warn!(%peer, error = %e, "cannot encode a message for the Spark driver");
                         true
                     }
                 }
             }),
-        );
+        )
+        .await;
         self.session = Some(conn);
         let driver_url = app
             .command
@@ -460,7 +467,7 @@ impl Conn {
             .await
         {
             warn!(peer = %self.peer, error = %e, "application registration refused");
-            self.handle.close_session(conn);
+            self.handle.close_session(conn).await;
             self.session = None;
         }
     }
@@ -479,7 +486,8 @@ pub async fn serve_connection(
         .unwrap_or_else(|_| "?".into());
     debug!(%peer, "Spark RPC connection");
     let (mut reader, mut writer) = stream.into_split();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let (out_tx, mut out_rx) = outbox::<Bytes>(handle.new_conn(), SESSION_OUTBOX);
+    let mut cut = std::pin::pin!(out_rx.cut_signal());
     let write_task = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
             if writer.write_all(&frame).await.is_err() {
@@ -520,11 +528,15 @@ pub async fn serve_connection(
                 Ok(_) => {}
             },
             _ = stop.wait_for(|s| *s) => break,
+            _ = &mut cut => {
+                warn!(%peer, "Spark peer stopped reading; closing the connection");
+                break;
+            }
         }
     }
     if let Some(session) = conn.session.take() {
         debug!(%peer, "Spark driver connection closed; ending its application session");
-        conn.handle.close_session(session);
+        conn.handle.close_session(session).await;
     }
     drop(conn);
     // Let queued replies go out, but never hang on a peer that stopped reading.
