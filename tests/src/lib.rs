@@ -12,6 +12,11 @@ use flint_domain::types::*;
 
 pub use tempfile::TempDir;
 
+mod http;
+pub mod k8s;
+
+pub use http::{HttpResponse, http, http_get, try_http};
+
 /// Where cargo put the workspace's binaries (next to the test executable's `deps/`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -400,140 +405,6 @@ pub fn write_script(path: &Path, body: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-/// An HTTP answer, as the tests see it.
-#[derive(Debug)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size = std::str::from_utf8(&b[..nl])
-            .ok()
-            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
-            .unwrap_or(0);
-        if size == 0 || b.len() < nl + 2 + size {
-            return out;
-        }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
-        b = &b[(nl + 4 + size).min(b.len())..];
-    }
-}
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`), for the UI and REST
-/// tests. `url` is `http://host:port/path?query`.
-pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http:// URL");
-    let (auth, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let mut sock = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(auth),
-    )
-    .await
-    .expect("connect timed out")
-    .unwrap_or_else(|e| panic!("connect {auth}: {e}"));
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {auth}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    sock.write_all(req.as_bytes()).await.expect("write");
-    sock.write_all(body).await.expect("write body");
-    // Read the head, then exactly the body it announces (some servers, chromedriver among
-    // them, keep the connection open despite `Connection: close`).
-    let read = async {
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        let split = loop {
-            if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i;
-            }
-            let n = sock.read(&mut buf).await.expect("read");
-            assert!(n > 0, "connection closed before the end of the headers");
-            raw.extend_from_slice(&buf[..n]);
-        };
-        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-        let lower = head.to_ascii_lowercase();
-        let length = lower
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        let chunked = lower.contains("transfer-encoding: chunked")
-            || lower.contains("transfer-encoding:chunked");
-        loop {
-            let body = &raw[split + 4..];
-            let done = match length {
-                _ if method == "HEAD" => true,
-                Some(n) => body.len() >= n,
-                None if chunked => body.ends_with(b"0\r\n\r\n"),
-                None => false,
-            };
-            if done {
-                break;
-            }
-            let n = sock.read(&mut buf).await.expect("read");
-            if n == 0 {
-                break;
-            }
-            raw.extend_from_slice(&buf[..n]);
-        }
-        (raw, split)
-    };
-    let (raw, split) = tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("answer timed out");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-pub async fn http_get(url: &str) -> HttpResponse {
-    http("GET", url, &[], b"").await
 }
 
 /// An application binary of this workspace (`pi`, `wordcount`, `flint-test-app`) running

@@ -1,5 +1,5 @@
 //! A real browser against a real cluster: headless Chromium (Debian's `chromium` and
-//! `chromium-driver`, installed by tests/run.sh) driven over WebDriver. A master, two
+//! `chromium-driver`, installed by tests/run.sh) driven over WebDriver (fantoccini). A master, two
 //! workers and a running application: the overview shows 2 alive workers and the app row,
 //! the app link opens its page, the worker log page shows the executor's output, and the
 //! kill button (with its confirmation) kills the app. Screenshots of the master page, the
@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 use flint_domain::types::*;
 use flint_tests::*;
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 const XSS: &str = "<script>alert(1)</script>";
-/// The W3C WebDriver element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn find_binary(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
@@ -34,14 +34,16 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-struct WebDriver {
-    base: String,
-    session: String,
-    _proc: Proc,
+/// Headless Chromium in a fresh profile, through chromedriver (on an ephemeral port) and
+/// fantoccini. The session is ended on drop, then chromedriver is killed.
+struct Browser {
+    /// `None` once closed.
+    client: Option<Client>,
+    _driver: Proc,
 }
 
-impl WebDriver {
-    async fn start(dir: &Path) -> WebDriver {
+impl Browser {
+    async fn start(dir: &Path) -> Browser {
         let chromium = find_binary(&["chromium", "chromium-browser"])
             .expect("chromium is not installed: tests/run.sh installs it (apt-get install chromium chromium-driver)");
         let driver = find_binary(&["chromedriver"])
@@ -55,104 +57,82 @@ impl WebDriver {
         let proc = Proc::spawn("chromedriver", cmd, dir.join("chromedriver.log"));
         let base = format!("http://127.0.0.1:{port}");
         wait_for("chromedriver ready", Duration::from_secs(30), || async {
-            let addr = format!("127.0.0.1:{port}");
-            tokio::net::TcpStream::connect(&addr).await.ok()?;
-            let r = http_get(&format!("{base}/status")).await;
+            let r = try_http(
+                "GET",
+                &format!("{base}/status"),
+                &[],
+                b"",
+                Duration::from_secs(5),
+            )
+            .await
+            .ok()?;
             let v: Value = serde_json::from_slice(&r.body).ok()?;
             (v["value"]["ready"] == true).then_some(())
         })
         .await;
         let profile = dir.join("chrome-profile");
         let caps = json!({
-            "capabilities": { "alwaysMatch": {
-                "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": chromium.display().to_string(),
-                    "args": [
-                        "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                        format!("--user-data-dir={}", profile.display()),
-                    ]
-                }
-            }}
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.display().to_string(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
         });
-        let r = http(
-            "POST",
-            &format!("{base}/session"),
-            &[("Content-Type", "application/json")],
-            caps.to_string().as_bytes(),
-        )
-        .await;
-        let v: Value = serde_json::from_slice(&r.body).expect("session answer");
-        let session = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("chromium did not start: {v}"))
-            .to_owned();
-        WebDriver {
-            base,
-            session,
-            _proc: proc,
-        }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let headers: &[(&str, &str)] = if method == "POST" {
-            &[("Content-Type", "application/json")]
-        } else {
-            &[]
+        let Value::Object(caps) = caps else {
+            unreachable!("an object")
         };
-        let r = http(method, &url, headers, body.as_bytes()).await;
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        if r.status == 200 {
-            Ok(v["value"].clone())
-        } else {
-            Err(v["value"].clone())
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("chromium did not start: {e}"));
+        Browser {
+            client: Some(client),
+            _driver: proc,
         }
     }
 
-    async fn must(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        match self.call(method, path, body).await {
-            Ok(v) => v,
-            Err(e) => panic!("WebDriver {method} {path}: {e}"),
-        }
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("the session is open")
     }
 
     async fn goto(&self, url: &str) {
-        self.must("POST", "/url", Some(json!({ "url": url }))).await;
+        self.client()
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver goto {url}: {e}"));
     }
 
     async fn url(&self) -> String {
-        self.must("GET", "/url", None)
+        self.client()
+            .current_url()
             .await
-            .as_str()
+            .map(|u| u.to_string())
             .unwrap_or_default()
-            .to_owned()
     }
 
-    async fn try_find(&self, css: &str) -> Option<String> {
-        let v = self
-            .call(
-                "POST",
-                "/element",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await
-            .ok()?;
-        v[ELEMENT].as_str().map(str::to_owned)
+    async fn source(&self) -> String {
+        self.client().source().await.unwrap_or_default()
+    }
+
+    async fn try_find(&self, css: &str) -> Option<Element> {
+        self.client().find(Locator::Css(css)).await.ok()
     }
 
     /// Waits (with a deadline) until `css` matches; returns the element.
-    async fn find(&self, css: &str) -> String {
+    async fn find(&self, css: &str) -> Element {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(e) = self.try_find(css).await {
                 return e;
             }
             if Instant::now() > deadline {
-                let src = self.call("GET", "/source", None).await.unwrap_or_default();
+                let src = self.source().await;
                 panic!("no element matches {css} on {}:\n{src}", self.url().await);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -160,23 +140,15 @@ impl WebDriver {
     }
 
     async fn count(&self, css: &str) -> usize {
-        self.must(
-            "POST",
-            "/elements",
-            Some(json!({ "using": "css selector", "value": css })),
-        )
-        .await
-        .as_array()
-        .map(Vec::len)
-        .unwrap_or(0)
+        self.client()
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver find all {css}: {e}"))
+            .len()
     }
 
-    async fn text(&self, el: &str) -> String {
-        self.call("GET", &format!("/element/{el}/text"), None)
-            .await
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+    async fn text(&self, el: &Element) -> String {
+        el.text().await.unwrap_or_default()
     }
 
     /// Waits until the element matching `css` has text satisfying `pred`.
@@ -190,23 +162,11 @@ impl WebDriver {
                 }
             }
             if Instant::now() > deadline {
-                let found = self.try_find(css).await;
-                let text = match &found {
-                    Some(e) => format!(
-                        "{:?}",
-                        self.call("GET", &format!("/element/{e}/text"), None).await
-                    ),
-                    None => format!(
-                        "{:?}",
-                        self.call(
-                            "POST",
-                            "/element",
-                            Some(json!({ "using": "css selector", "value": css }))
-                        )
-                        .await
-                    ),
+                let text = match self.client().find(Locator::Css(css)).await {
+                    Ok(e) => format!("{:?}", e.text().await),
+                    Err(e) => format!("{e:?}"),
                 };
-                let src = self.call("GET", "/source", None).await.unwrap_or_default();
+                let src = self.source().await;
                 panic!(
                     "{what}: {css} never matched on {} ({text}):\n{src}",
                     self.url().await
@@ -216,44 +176,63 @@ impl WebDriver {
         }
     }
 
-    async fn click(&self, el: &str) {
-        self.must("POST", &format!("/element/{el}/click"), Some(json!({})))
-            .await;
+    async fn click(&self, el: &Element) {
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver click: {e}"));
     }
 
-    async fn selected(&self, el: &str) -> bool {
-        self.must("GET", &format!("/element/{el}/selected"), None)
+    async fn selected(&self, el: &Element) -> bool {
+        el.is_selected()
             .await
-            .as_bool()
-            .unwrap_or(false)
+            .unwrap_or_else(|e| panic!("WebDriver selected: {e}"))
     }
 
     async fn screenshot(&self, path: &Path) {
-        let b64 = self.must("GET", "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap_or_default())
-            .expect("screenshot is base64");
+        let png = self
+            .client()
+            .screenshot()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver screenshot: {e}"));
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         std::fs::write(path, png).expect("write screenshot");
         eprintln!("screenshot: {}", path.display());
+    }
+
+    async fn alert_text(&self) -> String {
+        self.client()
+            .get_alert_text()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver alert text: {e}"))
+    }
+
+    async fn accept_alert(&self) {
+        self.client()
+            .accept_alert()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver accept alert: {e}"));
+    }
+
+    /// Ends the browser session.
+    async fn close(&mut self) {
+        if let Some(c) = self.client.take() {
+            c.close()
+                .await
+                .unwrap_or_else(|e| panic!("WebDriver close: {e}"));
+        }
     }
 }
 
 /// Ends the browser session even when the test fails, so no Chromium outlives it
 /// (chromedriver itself is killed right after, with its `Proc`).
-impl Drop for WebDriver {
+impl Drop for Browser {
     fn drop(&mut self) {
-        use std::io::{Read, Write};
-        let addr = self.base.trim_start_matches("http://").to_owned();
-        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let _ = write!(
-                s,
-                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n",
-                self.session
-            );
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
+        if let Some(c) = self.client.take() {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), c.close()).await;
+                })
+            });
         }
     }
 }
@@ -313,7 +292,7 @@ async fn a_real_browser_watches_and_operates_the_cluster() {
     let done_id = done.app_id().clone();
     done.unregister().await.expect("unregister");
 
-    let wd = WebDriver::start(c.dir.path()).await;
+    let mut wd = Browser::start(c.dir.path()).await;
 
     // The overview: 2 alive workers and the application's row.
     wd.goto(&format!("{ui}/")).await;
@@ -378,12 +357,12 @@ async fn a_real_browser_watches_and_operates_the_cluster() {
     wd.goto(&format!("{ui}/")).await;
     let kill = wd.find(&format!("{row} button.kill-link")).await;
     wd.click(&kill).await;
-    let prompt = wd.must("GET", "/alert/text", None).await;
+    let prompt = wd.alert_text().await;
     assert_eq!(
-        prompt.as_str(),
-        Some(format!("Are you sure you want to kill application {id} ?").as_str())
+        prompt,
+        format!("Are you sure you want to kill application {id} ?")
     );
-    wd.must("POST", "/alert/accept", Some(json!({}))).await;
+    wd.accept_alert().await;
     let state = wd
         .wait_text(
             &format!("#completed-apps-table tr[data-app-id=\"{id}\"] span[class^=\"state-\"]"),
@@ -403,4 +382,5 @@ async fn a_real_browser_watches_and_operates_the_cluster() {
         }
     };
     assert_eq!(removed, Some(ApplicationState::Killed));
+    wd.close().await;
 }
