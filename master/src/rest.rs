@@ -275,15 +275,12 @@ fn driver_description(c: &Create, cfg: &RestConfig) -> Result<DriverDescription,
         Some(v) => parse_memory_mb(v)?,
         None => 1024,
     };
+    // A translation only: whether the numbers are acceptable is the domain's rule.
     let cores = match props.get("spark.driver.cores") {
-        Some(v) => match v.trim().parse::<u32>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                return Err(format!(
-                    "spark.driver.cores must be a positive integer, got '{v}'"
-                ));
-            }
-        },
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("spark.driver.cores must be a whole number, got '{v}'"))?,
         None => 1,
     };
     let supervise = props
@@ -557,32 +554,25 @@ mod tests {
         assert_eq!((d.cores, d.memory_mb, d.supervise), (1, 512, false));
         assert_eq!(d.name, "JavaPi");
         assert_eq!(d.command.program, "java");
-        let a = &d.command.args;
-        assert!(flint_spark_proto::command::is_spark_command(&d.command));
-        assert_eq!(d.command.env["FLINT_SPARK_CLASSPATH"], "/a.jar:/b.jar");
-        assert!(
-            !a.iter().any(|x| x.starts_with("-Xmx") || x == "-cp"),
-            "{a:?}"
-        );
-        assert!(a.contains(&"-Dspark.master=spark://127.0.0.1:7077".to_owned()));
-        assert!(a.contains(&"-Dx=a b".to_owned()), "{a:?}");
-        let w = a
-            .iter()
-            .position(|x| x == "org.apache.spark.deploy.worker.DriverWrapper")
-            .expect("wrapper");
+        let jvm = d.command.spark_jvm().expect("a Spark JVM");
         assert_eq!(
-            a[w..],
-            [
-                "org.apache.spark.deploy.worker.DriverWrapper",
-                "{{WORKER_URL}}",
-                "{{USER_JAR}}",
-                "JavaPi",
-                "2",
-                "15000"
-            ]
+            jvm.main_class,
+            "org.apache.spark.deploy.worker.DriverWrapper"
+        );
+        assert_eq!(jvm.class_path, ["/a.jar", "/b.jar"]);
+        let o = &jvm.java_opts;
+        assert!(
+            !o.iter().any(|x| x.starts_with("-Xmx") || x == "-cp"),
+            "{o:?}"
+        );
+        assert!(o.contains(&"-Dspark.master=spark://127.0.0.1:7077".to_owned()));
+        assert!(o.contains(&"-Dx=a b".to_owned()), "{o:?}");
+        assert_eq!(
+            d.command.args,
+            ["{{WORKER_URL}}", "{{USER_JAR}}", "JavaPi", "2", "15000"]
         );
         assert!(!d.command.env.contains_key("SPARK_LOCAL_IP"));
-        assert_eq!(d.command.env["FLINT_SPARK_LINE"], "3.5");
+        assert_eq!(jvm.spark_line.as_deref(), Some("3.5"));
         assert_eq!(
             d.command.env.get("SPARK_SCALA_VERSION").map(String::as_str),
             Some("2.12")

@@ -362,7 +362,7 @@ impl Conn {
                     driver_id: Some(id.0),
                 }
             }
-            Err(e) => refused(e.to_string()),
+            Err(e) => refused(format!("Driver submission refused: {e}")),
         }
     }
 

@@ -205,6 +205,7 @@ fn app_desc(cores: Option<u32>) -> AppDescription {
             program: "/bin/true".into(),
             args: vec![],
             env: Default::default(),
+            ..Default::default()
         },
         initial_executor_limit: None,
         app_ui_url: String::new(),

@@ -39,6 +39,11 @@ fn positive_u64(field: &'static str, v: i64) -> Result<u64> {
     }
 }
 
+fn non_negative_u64(field: &'static str, v: i64) -> Result<u64> {
+    u64::try_from(v)
+        .map_err(|_| ConversionError::invalid(field, format!("must not be negative, got {v}")))
+}
+
 fn non_negative_u32(field: &'static str, v: i32) -> Result<u32> {
     u32::try_from(v)
         .map_err(|_| ConversionError::invalid(field, format!("must not be negative, got {v}")))
@@ -106,10 +111,21 @@ enum_conv!(ApplicationState, ApplicationState, "state", {
 impl TryFrom<pb::CommandSpec> for CommandSpec {
     type Error = ConversionError;
     fn try_from(c: pb::CommandSpec) -> Result<Self> {
+        let launch = match c.spark_jvm {
+            None => Launch::Native,
+            Some(j) => Launch::SparkJvm(Box::new(SparkJvm {
+                main_class: j.main_class,
+                java_opts: j.java_opts,
+                class_path: j.class_path,
+                library_path: j.library_path,
+                spark_line: Some(j.spark_line).filter(|l| !l.is_empty()),
+            })),
+        };
         Ok(Self {
-            program: non_empty("command.program", c.program)?,
+            program: c.program,
             args: c.args,
             env: c.env.into_iter().collect(),
+            launch,
         })
     }
 }
@@ -120,6 +136,16 @@ impl From<CommandSpec> for pb::CommandSpec {
             program: c.program,
             args: c.args,
             env: c.env.into_iter().collect(),
+            spark_jvm: match c.launch {
+                Launch::Native => None,
+                Launch::SparkJvm(j) => Some(pb::SparkJvm {
+                    main_class: j.main_class,
+                    java_opts: j.java_opts,
+                    class_path: j.class_path,
+                    library_path: j.library_path,
+                    spark_line: j.spark_line.unwrap_or_default(),
+                }),
+            },
         }
     }
 }
@@ -128,19 +154,19 @@ impl TryFrom<pb::ApplicationDescription> for AppDescription {
     type Error = ConversionError;
     fn try_from(a: pb::ApplicationDescription) -> Result<Self> {
         Ok(Self {
-            name: non_empty("app.name", a.name)?,
+            name: a.name,
             user: a.user,
             cores_per_executor: a
                 .cores_per_executor
-                .map(|c| positive_u32("app.cores_per_executor", c))
+                .map(|c| non_negative_u32("app.cores_per_executor", c))
                 .transpose()?,
-            memory_per_executor_mb: positive_u64(
+            memory_per_executor_mb: non_negative_u64(
                 "app.memory_per_executor_mb",
                 a.memory_per_executor_mb,
             )?,
             max_cores: a
                 .max_cores
-                .map(|c| positive_u32("app.max_cores", c))
+                .map(|c| non_negative_u32("app.max_cores", c))
                 .transpose()?,
             command: a
                 .command
@@ -174,12 +200,6 @@ impl TryFrom<pb::DriverDescription> for DriverDescription {
     type Error = ConversionError;
     fn try_from(d: pb::DriverDescription) -> Result<Self> {
         let sha = d.app_sha256.trim().to_ascii_lowercase();
-        if !sha.is_empty() && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit())) {
-            return Err(ConversionError::invalid(
-                "driver.app_sha256",
-                "must be 64 hex digits",
-            ));
-        }
         Ok(Self {
             name: d.name,
             app_resource: d.app_resource,
@@ -188,8 +208,8 @@ impl TryFrom<pb::DriverDescription> for DriverDescription {
                 .command
                 .ok_or(ConversionError::Missing("driver.command"))?
                 .try_into()?,
-            cores: positive_u32("driver.cores", d.cores)?,
-            memory_mb: positive_u64("driver.memory_mb", d.memory_mb)?,
+            cores: non_negative_u32("driver.cores", d.cores)?,
+            memory_mb: non_negative_u64("driver.memory_mb", d.memory_mb)?,
             supervise: d.supervise,
         })
     }
@@ -914,6 +934,7 @@ mod tests {
                 program: "/bin/true".into(),
                 args: vec![],
                 env: Default::default(),
+                spark_jvm: None,
             }),
             initial_executor_limit: None,
             app_ui_url: String::new(),
@@ -927,13 +948,57 @@ mod tests {
     }
 
     #[test]
+    fn a_spark_jvm_command_round_trips_and_needs_a_main_class() {
+        let mut a = app_pb();
+        let jvm = pb::SparkJvm {
+            main_class: "org.apache.spark.executor.CoarseGrainedExecutorBackend".into(),
+            java_opts: vec!["-Dspark.driver.port=1".into()],
+            class_path: vec!["/a.jar".into()],
+            library_path: vec![],
+            spark_line: "4.0".into(),
+        };
+        if let Some(c) = a.command.as_mut() {
+            c.program = "java".into();
+            c.spark_jvm = Some(jvm.clone());
+        }
+        let d = AppDescription::try_from(a.clone()).expect("valid");
+        let j = d.command.spark_jvm().expect("a Spark JVM");
+        assert_eq!(j.spark_line.as_deref(), Some("4.0"));
+        assert_eq!(
+            d.command.display(),
+            "java -Dspark.driver.port=1 org.apache.spark.executor.CoarseGrainedExecutorBackend"
+        );
+        assert_eq!(pb::ApplicationDescription::from(d), a);
+        if let Some(c) = a.command.as_mut() {
+            c.spark_jvm = Some(pb::SparkJvm {
+                main_class: " ".into(),
+                ..jvm
+            });
+        }
+        let d = AppDescription::try_from(a).expect("carried");
+        assert_eq!(
+            d.validate().map_err(|e| e.field),
+            Err("command.spark_jvm.main_class")
+        );
+    }
+
+    #[test]
     fn bad_app_descriptions_are_refused() {
+        // What the wire cannot carry is refused here; what the domain forbids (zero cores,
+        // an empty name…) is refused by `validate`, the one rule set of every front end.
         let mut a = app_pb();
         a.memory_per_executor_mb = -5;
         assert!(AppDescription::try_from(a).is_err());
         let mut a = app_pb();
-        a.cores_per_executor = Some(0);
+        a.cores_per_executor = Some(-1);
         assert!(AppDescription::try_from(a).is_err());
+        let mut a = app_pb();
+        a.cores_per_executor = Some(0);
+        let zero = AppDescription::try_from(a).expect("carried");
+        assert_eq!(
+            zero.validate().map_err(|e| e.field),
+            Err("app.cores_per_executor")
+        );
         let mut a = app_pb();
         a.command = None;
         assert_eq!(
@@ -942,7 +1007,8 @@ mod tests {
         );
         let mut a = app_pb();
         a.name = " ".into();
-        assert!(AppDescription::try_from(a).is_err());
+        let unnamed = AppDescription::try_from(a).expect("carried");
+        assert!(unnamed.validate().is_err());
     }
 
     #[test]

@@ -366,6 +366,7 @@ pub fn shell(script: &str) -> CommandSpec {
         program: "/bin/sh".into(),
         args: vec!["-c".into(), script.into()],
         env: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -7,9 +7,9 @@
 //! `FLINT_ROLE=executor`, `FLINT_EXECUTOR_ID`, `FLINT_APP_ID`, `FLINT_EXECUTOR_CORES`,
 //! `FLINT_EXECUTOR_MEMORY_MB`, `FLINT_HOSTNAME`, `FLINT_WORKER_ID`, `FLINT_WORKER_URL`,
 //! `FLINT_MASTER_URL`, plus Spark's `SPARK_EXECUTOR_MEMORY`, `SPARK_EXECUTOR_DIRS`,
-//! `SPARK_LOG_URL_STDOUT` and `SPARK_LOG_URL_STDERR`. A Spark executor command (marked by
-//! `FLINT_SPARK_MAIN_CLASS`, see [`spark_jvm_command`]) becomes a JVM command line built from
-//! the worker's `SPARK_HOME`; so does a cluster-mode Spark driver (`DriverWrapper`), whose
+//! `SPARK_LOG_URL_STDOUT` and `SPARK_LOG_URL_STDERR`. A Spark executor command (a
+//! [`Launch::SparkJvm`], see [`spark_jvm_command`]) becomes a JVM command line built from the
+//! worker's `SPARK_HOME`; so does a cluster-mode Spark driver (`DriverWrapper`), whose
 //! application jar is copied into its directory first, as Spark's DriverRunner does.
 
 use std::collections::BTreeMap;
@@ -21,8 +21,6 @@ use flint_domain::types::*;
 use flint_worker_core::ChildEvent;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
-
-use flint_spark_proto::command::is_spark_command;
 
 use crate::fetch;
 use crate::launcher::ChildControl;
@@ -52,18 +50,33 @@ impl WorkerEnv {
     }
 }
 
-fn substitute_all(
-    cmd: &CommandSpec,
-    vars: &[(&str, &str)],
-) -> (String, Vec<String>, BTreeMap<String, String>) {
-    (
-        substitute(&cmd.program, vars),
-        cmd.args.iter().map(|a| substitute(a, vars)).collect(),
-        cmd.env
+/// A command with its placeholders substituted (Spark substitutes them in the JVM options
+/// as well as in the arguments).
+struct Substituted {
+    program: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    jvm: Option<SparkJvm>,
+}
+
+fn substitute_all(cmd: &CommandSpec, vars: &[(&str, &str)]) -> Substituted {
+    let all = |v: &[String]| v.iter().map(|a| substitute(a, vars)).collect::<Vec<_>>();
+    Substituted {
+        program: substitute(&cmd.program, vars),
+        args: all(&cmd.args),
+        env: cmd
+            .env
             .iter()
             .map(|(k, v)| (k.clone(), substitute(v, vars)))
             .collect(),
-    )
+        jvm: cmd.spark_jvm().map(|j| SparkJvm {
+            main_class: j.main_class.clone(),
+            java_opts: all(&j.java_opts),
+            class_path: all(&j.class_path),
+            library_path: all(&j.library_path),
+            spark_line: j.spark_line.clone(),
+        }),
+    }
 }
 
 /// Waits for a kill order; a closed control channel (the worker is gone) counts as one.
@@ -110,9 +123,15 @@ pub async fn run_executor(
         ("WORKER_URL", env.worker_url.as_str()),
         ("RESOURCE_PROFILE_ID", rp.as_str()),
     ];
-    let (mut program, mut args, mut child_env) = substitute_all(&l.app.command, &vars);
-    if is_spark_command(&l.app.command) {
+    let Substituted {
+        mut program,
+        mut args,
+        env: mut child_env,
+        jvm,
+    } = substitute_all(&l.app.command, &vars);
+    if let Some(jvm) = &jvm {
         match spark_jvm_command(
+            jvm,
             &args,
             &mut child_env,
             l.memory_mb,
@@ -261,7 +280,7 @@ pub async fn run_driver(
             }
         }
     };
-    let spark = is_spark_command(&desc.command);
+    let spark = desc.command.spark_jvm().is_some();
     let user_jar = if spark && !user_jar.is_empty() && !desc.app_resource.starts_with("local:") {
         // Spark's DriverRunner runs the driver from a copy of the jar in its own directory
         // (`local:` resources are on every node already and used in place).
@@ -281,9 +300,15 @@ pub async fn run_driver(
         ("USER_JAR", user_jar.as_str()),
         ("DRIVER_ID", driver_id.as_str()),
     ];
-    let (mut program, mut args, mut child_env) = substitute_all(&desc.command, &vars);
-    if spark {
+    let Substituted {
+        mut program,
+        mut args,
+        env: mut child_env,
+        jvm,
+    } = substitute_all(&desc.command, &vars);
+    if let Some(jvm) = &jvm {
         match spark_jvm_command(
+            jvm,
             &args,
             &mut child_env,
             desc.memory_mb,

@@ -1,14 +1,11 @@
 //! Spark JVM command lines on this worker (Spark's `CommandUtils.buildProcessBuilder`): the
 //! executors' `CoarseGrainedExecutorBackend` and cluster-mode drivers' `DriverWrapper`
-//! commands arrive in the layout of [`flint_spark_proto::command`]; the class path, `-Xmx`
-//! and the `java` binary come from this worker (`SPARK_HOME`, `SPARK_CONF_DIR`, `JAVA_HOME`).
+//! commands arrive as a typed [`SparkJvm`]; the class path, `-Xmx` and the `java` binary come
+//! from this worker (`SPARK_HOME`, `SPARK_CONF_DIR`, `JAVA_HOME`).
 
 use std::collections::BTreeMap;
 
-use flint_spark_proto::command::{
-    SPARK_CLASSPATH_ENV, SPARK_JAVA_OPTS_ENV, SPARK_LIBRARY_PATH_ENV, SPARK_LINE_ENV,
-    SPARK_MAIN_CLASS_ENV,
-};
+use flint_domain::types::SparkJvm;
 
 /// The JVM options Spark's launcher gives every JVM it starts on Java 17+
 /// (`JavaModuleOptions`): Spark's code reflects into JDK internals and fails with
@@ -110,39 +107,27 @@ pub fn spark_version(home: &str) -> Option<String> {
         })
 }
 
-/// Builds the JVM command line of a Spark executor the way Spark's worker does
+/// Builds the JVM command line of a Spark executor or driver the way Spark's worker does
 /// (`CommandUtils.buildProcessBuilder`): `java -cp <classPathEntries>:<conf dir>:$SPARK_HOME/jars/*
-/// -Xmx<memory>M <javaOpts> <mainClass> <arguments>`, from a command laid out as
-/// `args` = javaOpts ++ [mainClass] ++ arguments (placeholders already substituted). Removes the
-/// `FLINT_SPARK_*` convention variables from `env` and sets `LD_LIBRARY_PATH` from the
-/// library path entries. Returns the program and its arguments.
+/// -Xmx<memory>M <javaOpts> <mainClass> <arguments>`, placeholders already substituted in
+/// `jvm` and `args`. Sets `LD_LIBRARY_PATH` in `env` from the library path entries. Returns
+/// the program and its arguments.
 /// For a [`JvmRole::Driver`], every option of [`JAVA_MODULE_OPTIONS`] (and, for a Spark 4.0
 /// driver, [`SPARK_4_MODULE_OPTIONS`]) the command lacks is added before its own options.
 pub fn spark_jvm_command(
+    jvm: &SparkJvm,
     args: &[String],
     env: &mut BTreeMap<String, String>,
     memory_mb: u64,
     host: &SparkHost,
     role: JvmRole,
 ) -> Result<(String, Vec<String>), String> {
-    let line = env.remove(SPARK_LINE_ENV);
-    let spark_home = host.home_for(line.as_deref());
+    let line = jvm.spark_line.as_deref();
+    let spark_home = host.home_for(line);
     let spark_conf_dir = host.conf_dir.as_deref();
     let java_home = host.java_home.as_deref();
-    let main_class = env.remove(SPARK_MAIN_CLASS_ENV).unwrap_or_default();
-    let n_opts = env.remove(SPARK_JAVA_OPTS_ENV);
-    let class_path = env.remove(SPARK_CLASSPATH_ENV);
-    let library_path = env.remove(SPARK_LIBRARY_PATH_ENV);
-    let n_opts: usize = n_opts
-        .as_deref()
-        .unwrap_or("0")
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid {SPARK_JAVA_OPTS_ENV} in the Spark command"))?;
-    if main_class.trim().is_empty() || args.get(n_opts) != Some(&main_class) {
-        return Err(format!(
-            "malformed Spark command: expected the main class '{main_class}' after {n_opts} JVM options"
-        ));
+    if jvm.main_class.trim().is_empty() {
+        return Err("malformed Spark command: no main class".into());
     }
     let Some(spark_home) = spark_home else {
         return Err("SPARK_HOME is not set on this worker".into());
@@ -150,7 +135,7 @@ pub fn spark_jvm_command(
     let spark_home = spark_home.trim_end_matches('/');
     // A driver of one line cannot use executors of another (every serialVersionUID
     // differs): say so now rather than let the JVMs fail to talk.
-    if let Some(line) = line.as_deref()
+    if let Some(line) = line
         && let Some(version) = spark_version(spark_home)
         && !version.starts_with(&format!("{line}."))
     {
@@ -163,7 +148,8 @@ pub fn spark_jvm_command(
     let conf_dir = spark_conf_dir
         .map(str::to_owned)
         .unwrap_or_else(|| format!("{spark_home}/conf"));
-    let mut cp: Vec<String> = class_path
+    let mut cp: Vec<String> = jvm
+        .class_path
         .iter()
         .flat_map(|c| c.split(':'))
         .filter(|c| !c.is_empty())
@@ -171,7 +157,14 @@ pub fn spark_jvm_command(
         .collect();
     cp.push(conf_dir);
     cp.push(format!("{spark_home}/jars/*"));
-    if let Some(lib) = library_path.filter(|l| !l.is_empty()) {
+    let library_path = jvm
+        .library_path
+        .iter()
+        .filter(|l| !l.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(":");
+    if let Some(lib) = Some(library_path).filter(|l| !l.is_empty()) {
         let joined = match env
             .get("LD_LIBRARY_PATH")
             .cloned()
@@ -189,8 +182,8 @@ pub fn spark_jvm_command(
     };
     let mut out = vec!["-cp".to_owned(), cp.join(":"), format!("-Xmx{memory_mb}M")];
     if role == JvmRole::Driver {
-        let own = &args[..n_opts];
-        let extra = if line.as_deref() == Some("4.0") {
+        let own = &jvm.java_opts;
+        let extra = if line == Some("4.0") {
             SPARK_4_MODULE_OPTIONS
         } else {
             &[]
@@ -205,12 +198,13 @@ pub fn spark_jvm_command(
     }
     // Like Spark's worker: the RPC secret never goes on a command line.
     out.extend(
-        args[..n_opts]
+        jvm.java_opts
             .iter()
             .filter(|o| !o.starts_with("-Dspark.authenticate.secret"))
             .cloned(),
     );
-    out.extend(args[n_opts..].iter().cloned());
+    out.push(jvm.main_class.clone());
+    out.extend(args.iter().cloned());
     Ok((program, out))
 }
 
@@ -232,13 +226,11 @@ mod tests {
         assert_eq!(spark_version(&h35).as_deref(), Some("3.5.9"));
         assert_eq!(spark_version(&h40).as_deref(), Some("4.0.5"));
         assert_eq!(spark_version("/nonexistent"), None);
-        let args: Vec<String> = ["Main"].map(String::from).to_vec();
-        let env = |line: &str| {
-            BTreeMap::from([
-                (SPARK_MAIN_CLASS_ENV.to_owned(), "Main".to_owned()),
-                (SPARK_JAVA_OPTS_ENV.to_owned(), "0".to_owned()),
-                (SPARK_LINE_ENV.to_owned(), line.to_owned()),
-            ])
+        let args: Vec<String> = vec![];
+        let jvm = |line: &str| SparkJvm {
+            main_class: "Main".to_owned(),
+            spark_line: Some(line.to_owned()),
+            ..SparkJvm::default()
         };
         let host = SparkHost {
             spark_home: Some(h35.clone()),
@@ -246,10 +238,16 @@ mod tests {
             ..SparkHost::default()
         };
         let cp = |line: &str| {
-            let mut e = env(line);
-            let (_, out) =
-                spark_jvm_command(&args, &mut e, 512, &host, JvmRole::Executor).expect("command");
-            assert!(!e.contains_key(SPARK_LINE_ENV));
+            let (_, out) = spark_jvm_command(
+                &jvm(line),
+                &args,
+                &mut BTreeMap::new(),
+                512,
+                &host,
+                JvmRole::Executor,
+            )
+            .expect("command");
+            assert_eq!(out.last().map(String::as_str), Some("Main"));
             out[1].clone()
         };
         assert!(cp("4.0").ends_with("s40/jars/*"));
@@ -259,35 +257,40 @@ mod tests {
             spark_home: Some(h35),
             ..SparkHost::default()
         };
-        let err = spark_jvm_command(&args, &mut env("4.0"), 512, &only35, JvmRole::Executor)
-            .expect_err("mismatch");
+        let err = spark_jvm_command(
+            &jvm("4.0"),
+            &args,
+            &mut BTreeMap::new(),
+            512,
+            &only35,
+            JvmRole::Executor,
+        )
+        .expect_err("mismatch");
         assert!(err.contains("Spark 4.0") && err.contains("3.5.9"), "{err}");
         assert!(err.contains("FLINT_SPARK_HOME_4_0"), "{err}");
     }
 
     #[test]
     fn spark_executor_commands_become_jvm_command_lines() {
-        let args: Vec<String> = [
-            "-Dspark.driver.port=7",
-            "-Dspark.authenticate.secret=x",
-            "org.apache.spark.executor.CoarseGrainedExecutorBackend",
-            "--executor-id",
-            "3",
-        ]
-        .map(String::from)
-        .to_vec();
-        let mut env = BTreeMap::from([
-            (SPARK_MAIN_CLASS_ENV.to_owned(), args[2].clone()),
-            (SPARK_JAVA_OPTS_ENV.to_owned(), "2".to_owned()),
-            (SPARK_CLASSPATH_ENV.to_owned(), "/x.jar".to_owned()),
-            ("SPARK_USER".to_owned(), "alice".to_owned()),
-        ]);
+        let jvm = SparkJvm {
+            main_class: "org.apache.spark.executor.CoarseGrainedExecutorBackend".into(),
+            java_opts: vec![
+                "-Dspark.driver.port=7".into(),
+                "-Dspark.authenticate.secret=x".into(),
+            ],
+            class_path: vec!["/x.jar".into()],
+            library_path: vec![],
+            spark_line: None,
+        };
+        let args: Vec<String> = ["--executor-id", "3"].map(String::from).to_vec();
+        let mut env = BTreeMap::from([("SPARK_USER".to_owned(), "alice".to_owned())]);
         let home = |h: &str| SparkHost {
             spark_home: Some(h.into()),
             ..SparkHost::default()
         };
-        // Executors: the driver's options, as they are.
+        // Executors: the driver's options, as they are (the secret never on a command line).
         let (program, out) = spark_jvm_command(
+            &jvm,
             &args,
             &mut env.clone(),
             512,
@@ -310,6 +313,7 @@ mod tests {
         );
         // Drivers: plus the module options (a 4.0 driver also gets Spark 4's).
         let (_, out) = spark_jvm_command(
+            &jvm,
             &args,
             &mut env.clone(),
             512,
@@ -328,47 +332,82 @@ mod tests {
                 "3"
             ]
         );
-        let mut env4 = env.clone();
-        env4.insert(SPARK_LINE_ENV.to_owned(), "4.0".to_owned());
-        let (_, out) = spark_jvm_command(&args, &mut env4, 512, &home("/s"), JvmRole::Driver)
-            .expect("command");
+        let jvm4 = SparkJvm {
+            spark_line: Some("4.0".into()),
+            ..jvm.clone()
+        };
+        let (_, out) = spark_jvm_command(
+            &jvm4,
+            &args,
+            &mut env.clone(),
+            512,
+            &home("/s"),
+            JvmRole::Driver,
+        )
+        .expect("command");
         assert_eq!(out[3 + n..3 + n + 2], *SPARK_4_MODULE_OPTIONS);
         // Options the command already has are not repeated.
-        let mut with_opens = args.clone();
-        with_opens.insert(0, JAVA_MODULE_OPTIONS[2].to_owned());
-        let mut env3 = env.clone();
-        env3.insert(SPARK_JAVA_OPTS_ENV.to_owned(), "3".to_owned());
-        let (_, out) = spark_jvm_command(&with_opens, &mut env3, 512, &home("/s"), JvmRole::Driver)
-            .expect("command");
+        let mut with_opens = jvm.clone();
+        with_opens
+            .java_opts
+            .insert(0, JAVA_MODULE_OPTIONS[2].to_owned());
+        let (_, out) = spark_jvm_command(
+            &with_opens,
+            &args,
+            &mut env.clone(),
+            512,
+            &home("/s"),
+            JvmRole::Driver,
+        )
+        .expect("command");
         assert_eq!(
             out.iter().filter(|o| *o == JAVA_MODULE_OPTIONS[2]).count(),
             1
         );
+        // The worker's own Java, and library path entries become LD_LIBRARY_PATH.
         let host = SparkHost {
             spark_home: Some("/s".into()),
             conf_dir: Some("/c".into()),
             java_home: Some("/jdk".into()),
             ..SparkHost::default()
         };
-        let (program, _) =
-            spark_jvm_command(&args, &mut env, 512, &host, JvmRole::Executor).expect("command");
+        let with_lib = SparkJvm {
+            library_path: vec!["/native".into()],
+            ..jvm.clone()
+        };
+        env.insert("LD_LIBRARY_PATH".into(), "/old".into());
+        let (program, out) =
+            spark_jvm_command(&with_lib, &args, &mut env, 512, &host, JvmRole::Executor)
+                .expect("command");
         assert_eq!(program, "/jdk/bin/java");
-        assert_eq!(env.keys().collect::<Vec<_>>(), ["SPARK_USER"]);
-        let mut env = BTreeMap::from([
-            (SPARK_MAIN_CLASS_ENV.to_owned(), args[2].clone()),
-            (SPARK_JAVA_OPTS_ENV.to_owned(), "2".to_owned()),
-        ]);
+        assert_eq!(out[1], "/x.jar:/c:/s/jars/*");
+        assert_eq!(env["LD_LIBRARY_PATH"], "/native:/old");
+        assert_eq!(env["SPARK_USER"], "alice");
         assert_eq!(
             spark_jvm_command(
+                &jvm,
                 &args,
-                &mut env.clone(),
+                &mut BTreeMap::new(),
                 512,
                 &SparkHost::default(),
                 JvmRole::Executor
             ),
             Err("SPARK_HOME is not set on this worker".into())
         );
-        env.insert(SPARK_JAVA_OPTS_ENV.to_owned(), "1".to_owned());
-        assert!(spark_jvm_command(&args, &mut env, 512, &home("/s"), JvmRole::Executor).is_err());
+        let no_main = SparkJvm {
+            main_class: " ".into(),
+            ..jvm
+        };
+        assert!(
+            spark_jvm_command(
+                &no_main,
+                &args,
+                &mut BTreeMap::new(),
+                512,
+                &home("/s"),
+                JvmRole::Executor
+            )
+            .is_err()
+        );
     }
 }

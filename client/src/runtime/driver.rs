@@ -64,6 +64,7 @@ pub async fn executor_command(
         program,
         args: Vec::new(),
         env,
+        ..Default::default()
     })
 }
 

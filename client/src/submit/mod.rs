@@ -224,6 +224,7 @@ async fn submit_cluster(
             program: "{{USER_JAR}}".into(),
             args: app_args,
             env,
+            ..Default::default()
         },
         cores: s.driver_cores(),
         memory_mb: s.driver_memory_mb(),

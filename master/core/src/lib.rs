@@ -558,6 +558,8 @@ impl MasterState {
         driver_url: String,
     ) -> Result<AppId, CoreError> {
         self.ensure_alive()?;
+        desc.validate()
+            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         if let Some(existing) = self.app_by_conn.get(&conn) {
             return Err(CoreError::FailedPrecondition(format!(
                 "this session already registered application {existing}"
@@ -799,6 +801,8 @@ impl MasterState {
         desc: DriverDescription,
     ) -> Result<DriverId, CoreError> {
         self.ensure_alive()?;
+        desc.validate()
+            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
         let id = self.new_driver(now, desc);
         info!(driver_id = %id, "driver submitted");
         self.schedule(now);

@@ -67,6 +67,7 @@ fn app(cores_per_executor: Option<u32>, mem: u64, max_cores: Option<u32>) -> App
             program: "java".into(),
             args: vec!["CoarseGrainedExecutorBackend".into()],
             env: BTreeMap::new(),
+            ..Default::default()
         },
         initial_executor_limit: None,
         app_ui_url: "http://driver:4040".into(),
@@ -82,6 +83,7 @@ fn driver(cores: u32, mem: u64, supervise: bool) -> DriverDescription {
             program: "java".into(),
             args: vec!["DriverWrapper".into()],
             env: BTreeMap::new(),
+            ..Default::default()
         },
         cores,
         memory_mb: mem,
@@ -2248,4 +2250,33 @@ proptest! {
                 .map_err(|e| TestCaseError::fail(format!("after op {i} ({op:?}): {e}")))?;
         }
     }
+}
+
+#[test]
+fn descriptions_break_one_rule_set_whatever_front_end_sent_them() {
+    let mut m = master();
+    add_worker(&mut m, at(0), 1, reg("worker-1", 4, 4096));
+    m.take_outputs();
+    for bad in [
+        app(Some(0), 512, None),
+        app(Some(1), 0, None),
+        app(Some(1), 512, Some(0)),
+        AppDescription {
+            name: " ".into(),
+            ..app(Some(1), 512, None)
+        },
+    ] {
+        let err = m
+            .register_application(at(1), 50, bad, "d".into())
+            .expect_err("refused");
+        assert!(matches!(err, CoreError::InvalidArgument(_)), "{err:?}");
+    }
+    for bad in [driver(0, 512, false), driver(1, 0, false)] {
+        let err = m.submit_driver(at(2), bad).expect_err("refused");
+        assert!(err.to_string().starts_with("invalid driver."), "{err}");
+    }
+    // Nothing changed: no application, no driver, nothing sent.
+    let s = m.snapshot();
+    assert!(s.active_apps.is_empty() && s.active_drivers.is_empty());
+    assert!(m.take_outputs().is_empty());
 }

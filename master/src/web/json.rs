@@ -82,10 +82,10 @@ pub use flint_spark_proto::command::DRIVER_WRAPPER;
 /// Spark shows `command.arguments(2)`, the main class given to DriverWrapper. A Flint driver
 /// with another command shows its name.
 pub fn main_class(d: &DriverDescription) -> &str {
-    let args = &d.command.args;
-    args.iter()
-        .position(|a| a == DRIVER_WRAPPER)
-        .and_then(|i| args.get(i + 3))
+    d.command
+        .spark_jvm()
+        .filter(|j| j.main_class == DRIVER_WRAPPER)
+        .and_then(|_| d.command.args.get(2))
         .map(String::as_str)
         .unwrap_or(&d.name)
 }

@@ -315,10 +315,7 @@ pub fn render_driver_page(
 ) -> String {
     let active = !d.state.is_finished();
     let title = format!("Driver: {}", d.id);
-    let command = std::iter::once(d.desc.command.program.as_str())
-        .chain(d.desc.command.args.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = d.desc.command.display();
     let body = html! {
         ul.summary #summary {
             li { strong { "ID:" } " " span #driver-id { (d.id) } }

@@ -73,17 +73,15 @@ fn driver(id: &str, start: i64, state: DriverState, worker: &str) -> DriverView 
             app_sha256: None,
             command: CommandSpec {
                 program: "java".into(),
-                args: [
-                    "-Xmx512M",
-                    json::DRIVER_WRAPPER,
-                    "{{WORKER_URL}}",
-                    "{{USER_JAR}}",
-                    "JavaPi",
-                    "2",
-                ]
-                .map(String::from)
-                .to_vec(),
+                args: ["{{WORKER_URL}}", "{{USER_JAR}}", "JavaPi", "2"]
+                    .map(String::from)
+                    .to_vec(),
                 env: Default::default(),
+                launch: Launch::SparkJvm(Box::new(SparkJvm {
+                    main_class: json::DRIVER_WRAPPER.into(),
+                    java_opts: vec!["-Xmx512M".into()],
+                    ..Default::default()
+                })),
             },
             cores: 1,
             memory_mb: 512,
@@ -179,7 +177,7 @@ fn hostile() -> ClusterSnapshot {
     }];
     s.completed_apps[0].desc.name = XSS.into();
     s.active_drivers[0].desc.name = XSS.into();
-    s.active_drivers[0].desc.command.args[4] = XSS.into();
+    s.active_drivers[0].desc.command.args[2] = XSS.into();
     s.active_drivers[0].message = Some(XSS.into());
     s
 }

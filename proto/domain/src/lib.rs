@@ -9,3 +9,4 @@ pub mod ids;
 pub mod time;
 pub mod types;
 pub mod units;
+pub mod validate;

@@ -147,9 +147,60 @@ spark_enum!(
 /// A process to start, with Spark's `{{PLACEHOLDER}}`s still in it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandSpec {
+    /// The program of a native command (`java` for a Spark JVM, whose real program the
+    /// worker chooses).
     pub program: String,
+    /// The program's arguments; for a Spark JVM, the main class's arguments.
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// How the worker starts it.
+    #[serde(default)]
+    pub launch: Launch,
+}
+
+/// How a worker starts a command.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Launch {
+    /// `program args…` as given.
+    #[default]
+    Native,
+    /// A Spark JVM (an executor's `CoarseGrainedExecutorBackend`, a cluster-mode driver's
+    /// `DriverWrapper`): the worker builds the command line from its own Spark install, as
+    /// Spark's `CommandUtils.buildProcessBuilder` does.
+    SparkJvm(Box<SparkJvm>),
+}
+
+/// A Spark `Command`'s JVM part (what the worker needs besides the main class's arguments).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SparkJvm {
+    pub main_class: String,
+    pub java_opts: Vec<String>,
+    pub class_path: Vec<String>,
+    pub library_path: Vec<String>,
+    /// The Spark line of the driver that will talk to this JVM (`3.5`, `4.0`), as the master
+    /// read it from the driver's or submitter's stream; the worker picks a matching install.
+    pub spark_line: Option<String>,
+}
+
+impl CommandSpec {
+    pub fn spark_jvm(&self) -> Option<&SparkJvm> {
+        match &self.launch {
+            Launch::SparkJvm(j) => Some(j),
+            Launch::Native => None,
+        }
+    }
+
+    /// The command as a person reads it (UI pages): `program args…`, or for a Spark JVM
+    /// `java <options> <main class> <args…>`.
+    pub fn display(&self) -> String {
+        let mut parts: Vec<&str> = vec![self.program.as_str()];
+        if let Some(j) = self.spark_jvm() {
+            parts.extend(j.java_opts.iter().map(String::as_str));
+            parts.push(&j.main_class);
+        }
+        parts.extend(self.args.iter().map(String::as_str));
+        parts.join(" ")
+    }
 }
 
 /// What an application asks of the cluster (Spark's ApplicationDescription).

@@ -1,61 +1,40 @@
 //! How a Spark `Command` (an executor's `CoarseGrainedExecutorBackend`, a cluster-mode
-//! driver's `DriverWrapper`) travels in Flint's [`CommandSpec`], and the master-side
-//! conversions of Spark's application and driver descriptions (docs/runtime-contract.md,
-//! "Spark executors").
+//! driver's `DriverWrapper`) becomes Flint's typed [`CommandSpec`] with a
+//! [`Launch::SparkJvm`], and the master-side conversions of Spark's application and driver
+//! descriptions (docs/runtime-contract.md, "Spark executors").
 //!
 //! The master never builds a JVM command line itself: the class path and `-Xmx` depend on
 //! the worker (its `SPARK_HOME`, `SPARK_CONF_DIR`, `JAVA_HOME`), so the worker builds them from
-//! this layout: program `java`; `args` = the JVM options, then the main class, then the main
-//! class's arguments (placeholders untouched); `env` = the command's environment plus
-//! [`SPARK_MAIN_CLASS_ENV`], [`SPARK_JAVA_OPTS_ENV`] (the number of JVM options) and, when
-//! non-empty, [`SPARK_CLASSPATH_ENV`] and [`SPARK_LIBRARY_PATH_ENV`].
+//! the [`SparkJvm`] part (main class, JVM options, class and library path entries, the
+//! driver's Spark line); `args` are the main class's arguments, placeholders untouched.
 
 use crate::messages::{ApplicationDescription, Command, DriverDescription as SparkDriver};
-use flint_domain::types::{AppDescription, CommandSpec, DriverDescription};
-
-/// Env var of a Spark command: the JVM main class (its presence marks a Spark command).
-pub const SPARK_MAIN_CLASS_ENV: &str = "FLINT_SPARK_MAIN_CLASS";
-/// Env var of a Spark command: how many of `args` are JVM options.
-pub const SPARK_JAVA_OPTS_ENV: &str = "FLINT_SPARK_JAVA_OPTS";
-/// Env var of a Spark command: `Command.classPathEntries`, joined with `:`.
-pub const SPARK_CLASSPATH_ENV: &str = "FLINT_SPARK_CLASSPATH";
-/// Env var of a Spark command: `Command.libraryPathEntries`, joined with `:`.
-pub const SPARK_LIBRARY_PATH_ENV: &str = "FLINT_SPARK_LIBRARY_PATH";
-
-/// Env var of a Spark command: the driver's Spark line (`3.5`, `4.0`), as the master read it
-/// from the driver's (or submitter's) stream; the worker picks a matching Spark install.
-pub const SPARK_LINE_ENV: &str = "FLINT_SPARK_LINE";
+use flint_domain::types::{AppDescription, CommandSpec, DriverDescription, Launch, SparkJvm};
 
 /// Spark's cluster-mode driver launcher.
 pub const DRIVER_WRAPPER: &str = "org.apache.spark.deploy.worker.DriverWrapper";
 
-/// The [`CommandSpec`] layout of a Spark `Command` (see the module docs).
+/// The typed command of a Spark `Command`.
 pub fn spark_command_spec(cmd: &Command) -> CommandSpec {
-    let mut env = cmd.environment.clone();
-    env.insert(SPARK_MAIN_CLASS_ENV.into(), cmd.main_class.clone());
-    env.insert(SPARK_JAVA_OPTS_ENV.into(), cmd.java_opts.len().to_string());
-    if !cmd.class_path_entries.is_empty() {
-        env.insert(SPARK_CLASSPATH_ENV.into(), cmd.class_path_entries.join(":"));
-    }
-    if !cmd.library_path_entries.is_empty() {
-        env.insert(
-            SPARK_LIBRARY_PATH_ENV.into(),
-            cmd.library_path_entries.join(":"),
-        );
-    }
-    let mut args = cmd.java_opts.clone();
-    args.push(cmd.main_class.clone());
-    args.extend(cmd.arguments.iter().cloned());
     CommandSpec {
         program: "java".into(),
-        args,
-        env,
+        args: cmd.arguments.clone(),
+        env: cmd.environment.clone(),
+        launch: Launch::SparkJvm(Box::new(SparkJvm {
+            main_class: cmd.main_class.clone(),
+            java_opts: cmd.java_opts.clone(),
+            class_path: cmd.class_path_entries.clone(),
+            library_path: cmd.library_path_entries.clone(),
+            spark_line: None,
+        })),
     }
 }
 
 /// Marks a Spark command with the Spark line of the driver that will talk to it.
 pub fn tag_line(spec: &mut CommandSpec, line: crate::SparkLine) {
-    spec.env.insert(SPARK_LINE_ENV.into(), line.to_string());
+    if let Launch::SparkJvm(j) = &mut spec.launch {
+        j.spark_line = Some(line.to_string());
+    }
 }
 
 /// The Spark line of a client that says it runs `version` (REST's `clientSparkVersion`).
@@ -69,20 +48,24 @@ pub fn line_of_version(version: &str) -> Option<crate::SparkLine> {
     }
 }
 
-/// True when `spec` is a Spark command in the layout above.
-pub fn is_spark_command(spec: &CommandSpec) -> bool {
-    spec.env.contains_key(SPARK_MAIN_CLASS_ENV)
+fn to_u32(v: i64) -> u32 {
+    v.clamp(0, u32::MAX as i64) as u32
 }
 
-/// The core's description of a Spark driver's application.
+fn to_u64(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+/// The core's description of a Spark driver's application: a translation only (values out
+/// of range become 0, which the domain's one rule set refuses; what the driver left unset
+/// gets Spark's default, 1024 MiB per executor).
 pub fn app_description(app: &ApplicationDescription) -> AppDescription {
-    let positive = |v: Option<i64>| v.filter(|v| *v > 0);
     AppDescription {
         name: app.name.clone(),
         user: app.user.clone(),
-        cores_per_executor: positive(app.executor_cores()).map(|c| c.min(u32::MAX as i64) as u32),
-        memory_per_executor_mb: positive(app.executor_memory_mb()).unwrap_or(1024) as u64,
-        max_cores: app.max_cores.filter(|c| *c > 0).map(|c| c as u32),
+        cores_per_executor: app.executor_cores().map(to_u32),
+        memory_per_executor_mb: app.executor_memory_mb().map_or(1024, to_u64),
+        max_cores: app.max_cores.map(|c| to_u32(c.into())),
         command: spark_command_spec(&app.command),
         initial_executor_limit: app
             .initial_executor_limit
@@ -114,34 +97,20 @@ pub fn submitted_env(
         .collect()
 }
 
-/// Why a submitted Spark driver description cannot be run.
+/// Why a submitted Spark driver description cannot even be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverDescriptionError {
     #[error("the driver's application jar (jarUrl) is empty")]
     NoJar,
-    #[error("the driver needs at least 1 core, got {0}")]
-    Cores(i32),
-    #[error("the driver needs a positive amount of memory, got {0} MiB")]
-    Memory(i32),
-    #[error("the driver's main class is empty")]
-    NoMainClass,
 }
 
 /// The core's description of a driver submitted by Spark's legacy client
-/// (`RequestSubmitDriver`): the `DriverWrapper` command in the Spark layout, with the
-/// client's environment reduced by [`submitted_env`].
+/// (`RequestSubmitDriver`): the `DriverWrapper` command as a typed Spark JVM, with the
+/// client's environment reduced by [`submitted_env`]. Cores, memory and the main class are
+/// checked by the domain's rules (`DriverDescription::validate`), as for every front end.
 pub fn driver_description(d: &SparkDriver) -> Result<DriverDescription, DriverDescriptionError> {
     if d.jar_url.trim().is_empty() {
         return Err(DriverDescriptionError::NoJar);
-    }
-    if d.cores < 1 {
-        return Err(DriverDescriptionError::Cores(d.cores));
-    }
-    if d.mem < 1 {
-        return Err(DriverDescriptionError::Memory(d.mem));
-    }
-    if d.command.main_class.trim().is_empty() {
-        return Err(DriverDescriptionError::NoMainClass);
     }
     let mut cmd = d.command.clone();
     cmd.environment = submitted_env(&cmd.environment);
@@ -161,8 +130,8 @@ pub fn driver_description(d: &SparkDriver) -> Result<DriverDescription, DriverDe
         app_resource: d.jar_url.clone(),
         app_sha256: None,
         command: spark_command_spec(&cmd),
-        cores: d.cores as u32,
-        memory_mb: d.mem as u64,
+        cores: to_u32(d.cores.into()),
+        memory_mb: to_u64(d.mem.into()),
         supervise: d.supervise,
     })
 }
@@ -183,23 +152,16 @@ mod tests {
             java_opts: vec!["-Dspark.driver.port=1".into(), "-Dx={{APP_ID}}".into()],
         };
         let spec = spark_command_spec(&cmd);
-        assert!(is_spark_command(&spec));
         assert_eq!(spec.program, "java");
-        assert_eq!(
-            spec.args,
-            [
-                "-Dspark.driver.port=1",
-                "-Dx={{APP_ID}}",
-                "org.apache.spark.executor.CoarseGrainedExecutorBackend",
-                "--executor-id",
-                "{{EXECUTOR_ID}}"
-            ]
-        );
-        assert_eq!(spec.env[SPARK_JAVA_OPTS_ENV], "2");
-        assert_eq!(spec.env[SPARK_MAIN_CLASS_ENV], cmd.main_class);
-        assert_eq!(spec.env[SPARK_CLASSPATH_ENV], "/a.jar:/b.jar");
-        assert!(!spec.env.contains_key(SPARK_LIBRARY_PATH_ENV));
-        assert_eq!(spec.env["SPARK_USER"], "alice");
+        assert_eq!(spec.args, ["--executor-id", "{{EXECUTOR_ID}}"]);
+        let jvm = spec.spark_jvm().expect("a Spark JVM");
+        assert_eq!(jvm.main_class, cmd.main_class);
+        assert_eq!(jvm.java_opts, ["-Dspark.driver.port=1", "-Dx={{APP_ID}}"]);
+        assert_eq!(jvm.class_path, ["/a.jar", "/b.jar"]);
+        assert!(jvm.library_path.is_empty());
+        assert_eq!(jvm.spark_line, None);
+        // The environment is the command's own: nothing else travels in it.
+        assert_eq!(spec.env, cmd.environment);
     }
 
     fn legacy_driver() -> SparkDriver {
@@ -240,18 +202,15 @@ mod tests {
         assert_eq!(d.name, "Pi job");
         assert_eq!((d.cores, d.memory_mb, d.supervise), (1, 512, false));
         assert_eq!(d.app_resource, "file:/srv/jobs/pi.jar");
-        assert!(is_spark_command(&d.command));
+        let jvm = d.command.spark_jvm().expect("a Spark JVM");
+        assert_eq!(jvm.main_class, DRIVER_WRAPPER);
+        assert_eq!(
+            jvm.java_opts,
+            ["-Dspark.master=spark://m:7077", "-Dspark.app.name=Pi job"]
+        );
         assert_eq!(
             d.command.args,
-            [
-                "-Dspark.master=spark://m:7077",
-                "-Dspark.app.name=Pi job",
-                DRIVER_WRAPPER,
-                "{{WORKER_URL}}",
-                "{{USER_JAR}}",
-                "JavaPi",
-                "10"
-            ]
+            ["{{WORKER_URL}}", "{{USER_JAR}}", "JavaPi", "10"]
         );
         // The client's machine-specific environment stays behind.
         for k in ["PATH", "JAVA_HOME", "SPARK_HOME", "SPARK_LOCAL_IP"] {
@@ -265,7 +224,13 @@ mod tests {
         use crate::SparkLine;
         let mut spec = driver_description(&legacy_driver()).expect("valid").command;
         tag_line(&mut spec, SparkLine::V4_0);
-        assert_eq!(spec.env[SPARK_LINE_ENV], "4.0");
+        assert_eq!(
+            spec.spark_jvm().and_then(|j| j.spark_line.as_deref()),
+            Some("4.0")
+        );
+        let mut native = CommandSpec::default();
+        tag_line(&mut native, SparkLine::V4_0);
+        assert_eq!(native.launch, Launch::Native);
         assert_eq!(line_of_version("3.5.3"), Some(SparkLine::V3_5));
         assert_eq!(line_of_version("4.0.5"), Some(SparkLine::V4_0));
         assert_eq!(line_of_version("4.1.0"), None);
@@ -273,27 +238,25 @@ mod tests {
     }
 
     #[test]
-    fn bad_legacy_submissions_are_refused() {
+    fn bad_legacy_submissions_are_refused_by_the_domains_rules() {
         let mut d = legacy_driver();
         d.jar_url = " ".into();
         assert_eq!(driver_description(&d), Err(DriverDescriptionError::NoJar));
+        let field = |d: SparkDriver| {
+            driver_description(&d)
+                .expect("translated")
+                .validate()
+                .map_err(|e| e.field)
+        };
+        assert_eq!(field(legacy_driver()), Ok(()));
         let mut d = legacy_driver();
         d.cores = 0;
-        assert_eq!(
-            driver_description(&d),
-            Err(DriverDescriptionError::Cores(0))
-        );
+        assert_eq!(field(d), Err("driver.cores"));
         let mut d = legacy_driver();
         d.mem = -1;
-        assert_eq!(
-            driver_description(&d),
-            Err(DriverDescriptionError::Memory(-1))
-        );
+        assert_eq!(field(d), Err("driver.memory_mb"));
         let mut d = legacy_driver();
         d.command.main_class.clear();
-        assert_eq!(
-            driver_description(&d),
-            Err(DriverDescriptionError::NoMainClass)
-        );
+        assert_eq!(field(d), Err("command.spark_jvm.main_class"));
     }
 }

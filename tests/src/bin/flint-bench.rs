@@ -921,6 +921,7 @@ async fn bench_app(args: &Args, dir: &Path, rep: &mut Report) -> Res<Value> {
             program: "/bin/true".into(),
             args: Vec::new(),
             env: Default::default(),
+            ..Default::default()
         },
         initial_executor_limit: None,
         app_ui_url: String::new(),

@@ -375,10 +375,7 @@ impl WorkerCore {
             warn!(app_id = %l.app_id, exec_id = l.executor_id, "asked to launch an executor we already run; ignored");
             return;
         }
-        let command = std::iter::once(l.app.command.program.as_str())
-            .chain(l.app.command.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let command = l.app.command.display();
         self.status.executors.push(ExecutorStatus {
             app_id: l.app_id.clone(),
             executor_id: l.executor_id,

@@ -85,6 +85,7 @@ fn app_desc() -> AppDescription {
             program: "/bin/app".into(),
             args: vec!["{{EXECUTOR_ID}}".into()],
             env: Default::default(),
+            ..Default::default()
         },
         initial_executor_limit: None,
         app_ui_url: String::new(),
@@ -112,6 +113,7 @@ fn driver(supervise: bool) -> Box<DriverDescription> {
             program: "{{USER_JAR}}".into(),
             args: vec![],
             env: Default::default(),
+            ..Default::default()
         },
         cores: 1,
         memory_mb: 256,
