@@ -14,7 +14,7 @@ use flint_domain::types::*;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
-use crate::core::{ConnId, CoreError, MasterState, Now, Output};
+use crate::core::{ConnId, CoreError, MasterState, Now, Output, RequestOutcome};
 
 /// Delivers commands to one worker session without waiting; returns false once the session
 /// is gone or cut off (its peer stopped reading), and the actor then closes it.
@@ -33,7 +33,7 @@ enum Msg {
     OpenApp(ConnId, AppSink),
     Close(ConnId),
     Worker(ConnId, WorkerEvent),
-    App(ConnId, AppRequest, Reply<()>),
+    App(ConnId, AppRequest, Reply<RequestOutcome>),
     SubmitDriver(Box<DriverDescription>, Reply<DriverId>),
     KillDriver(DriverId, Reply<String>),
     DriverStatus(DriverId, Reply<DriverView>),
@@ -99,7 +99,14 @@ impl MasterHandle {
         rx.await.map_err(|_| gone())?
     }
 
-    pub async fn app_request(&self, conn: ConnId, req: AppRequest) -> Result<(), CoreError> {
+    /// An application's request and its one outcome (the session also gets a
+    /// `RequestResult` event for dynamic-allocation requests, which is what Flint's runtime
+    /// waits for; Spark's front end answers with the outcome's `ok`).
+    pub async fn app_request(
+        &self,
+        conn: ConnId,
+        req: AppRequest,
+    ) -> Result<RequestOutcome, CoreError> {
         self.ask(|r| Msg::App(conn, req, r)).await
     }
 
@@ -250,22 +257,46 @@ impl Actor {
             Msg::Close(conn) => self.close(now, conn),
             Msg::Worker(conn, ev) => self.worker_event(now, conn, ev),
             Msg::App(conn, req, reply) => {
-                let r = match req {
-                    AppRequest::Register { app, driver_url } => self
-                        .state
-                        .register_application(now, conn, app, driver_url)
-                        .map(|_| ()),
-                    AppRequest::RequestExecutors { request_id, total } => {
-                        self.state.request_executors(now, conn, request_id, total)
-                    }
+                let done = |message: &str| RequestOutcome {
+                    ok: true,
+                    message: message.to_owned(),
+                };
+                let (request_id, r) = match req {
+                    AppRequest::Register { app, driver_url } => (
+                        None,
+                        self.state
+                            .register_application(now, conn, app, driver_url)
+                            .map(|id| done(&format!("registered as {id}"))),
+                    ),
+                    AppRequest::RequestExecutors { request_id, total } => (
+                        Some(request_id),
+                        self.state.request_executors(now, conn, total),
+                    ),
                     AppRequest::KillExecutors {
                         request_id,
                         executor_ids,
-                    } => self
-                        .state
-                        .kill_executors(now, conn, request_id, &executor_ids),
-                    AppRequest::Unregister => self.state.unregister_application(now, conn),
+                    } => (
+                        Some(request_id),
+                        self.state.kill_executors(now, conn, &executor_ids),
+                    ),
+                    AppRequest::Unregister => (
+                        None,
+                        self.state
+                            .unregister_application(now, conn)
+                            .map(|()| done("unregistered")),
+                    ),
                 };
+                // The outcome goes to the session before whatever the request set off.
+                if let (Some(request_id), Ok(outcome)) = (request_id, &r)
+                    && let Some(Session::App(sink)) = self.sessions.get(&conn)
+                    && !sink(AppEvent::RequestResult {
+                        request_id,
+                        ok: outcome.ok,
+                        message: outcome.message.clone(),
+                    })
+                {
+                    self.close(now, conn);
+                }
                 let _ = reply.send(r);
             }
             Msg::SubmitDriver(desc, reply) => {

@@ -146,7 +146,11 @@ impl pb::master_server::Master for MasterGrpc {
                 match inbound.message().await {
                     Ok(Some(msg)) => {
                         let result = match AppRequest::try_from(msg) {
-                            Ok(req) => handle.app_request(conn, req).await.map_err(status),
+                            Ok(req) => handle
+                                .app_request(conn, req)
+                                .await
+                                .map(|_| ())
+                                .map_err(status),
                             Err(e) => Err(Status::from(e)),
                         };
                         if let Err(st) = result {

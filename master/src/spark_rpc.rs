@@ -406,7 +406,11 @@ impl Conn {
 
     async fn ask(&self, req: AppRequest) -> bool {
         match self.session {
-            Some(conn) => self.handle.app_request(conn, req).await.is_ok(),
+            Some(conn) => self
+                .handle
+                .app_request(conn, req)
+                .await
+                .is_ok_and(|outcome| outcome.ok),
             None => false,
         }
     }

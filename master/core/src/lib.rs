@@ -91,6 +91,14 @@ pub enum Output {
     },
 }
 
+/// The one outcome of an application's dynamic-allocation request: the front end that
+/// carried it tells the application (a `RequestResult` event, or Spark's `Boolean` reply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOutcome {
+    pub ok: bool,
+    pub message: String,
+}
+
 /// Why a request was refused. Each maps to one [`ErrorCode`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoreError {
@@ -614,9 +622,8 @@ impl MasterState {
         &mut self,
         now: Now,
         conn: ConnId,
-        request_id: u64,
         total: u32,
-    ) -> Result<(), CoreError> {
+    ) -> Result<RequestOutcome, CoreError> {
         let app_id = self.app_of_conn(conn)?;
         if let Some(app) = self.apps.get_mut(&app_id) {
             info!(%app_id, total, "application requested executors");
@@ -625,16 +632,11 @@ impl MasterState {
         if !self.waiting_apps.contains(&app_id) {
             self.waiting_apps.push(app_id);
         }
-        self.send_app(
-            conn,
-            AppEvent::RequestResult {
-                request_id,
-                ok: true,
-                message: format!("executor limit set to {total}"),
-            },
-        );
         self.schedule(now);
-        Ok(())
+        Ok(RequestOutcome {
+            ok: true,
+            message: format!("executor limit set to {total}"),
+        })
     }
 
     /// Dynamic allocation: kill these executors of the application.
@@ -642,9 +644,8 @@ impl MasterState {
         &mut self,
         now: Now,
         conn: ConnId,
-        request_id: u64,
         executor_ids: &[ExecutorId],
-    ) -> Result<(), CoreError> {
+    ) -> Result<RequestOutcome, CoreError> {
         let app_id = self.app_of_conn(conn)?;
         let mut unknown = Vec::new();
         for &exec_id in executor_ids {
@@ -676,24 +677,22 @@ impl MasterState {
                 }
             }
         }
-        let (ok, message) = if unknown.is_empty() {
-            (true, format!("killed {} executor(s)", executor_ids.len()))
+        let outcome = if unknown.is_empty() {
+            RequestOutcome {
+                ok: true,
+                message: format!("killed {} executor(s)", executor_ids.len()),
+            }
         } else {
-            (false, format!("unknown executor id(s): {unknown:?}"))
+            RequestOutcome {
+                ok: false,
+                message: format!("unknown executor id(s): {unknown:?}"),
+            }
         };
-        self.send_app(
-            conn,
-            AppEvent::RequestResult {
-                request_id,
-                ok,
-                message,
-            },
-        );
         if !self.waiting_apps.contains(&app_id) {
             self.waiting_apps.push(app_id);
         }
         self.schedule(now);
-        Ok(())
+        Ok(outcome)
     }
 
     /// The driver said it is done.

@@ -213,16 +213,14 @@ fn removed_events(outs: &[Output], app_conn: ConnId) -> Vec<ApplicationState> {
         .collect()
 }
 
-fn request_result(outs: &[Output], app_conn: ConnId) -> (u64, bool) {
-    let results: Vec<(u64, bool)> = app_events(outs, app_conn)
-        .into_iter()
-        .filter_map(|e| match e {
-            AppEvent::RequestResult { request_id, ok, .. } => Some((request_id, ok)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(results.len(), 1, "exactly one RequestResult in {outs:?}");
-    results[0]
+/// A request's outcome is returned once, never also sent as an event.
+fn assert_no_request_result(outs: &[Output], app_conn: ConnId) {
+    assert!(
+        !app_events(outs, app_conn)
+            .iter()
+            .any(|e| matches!(e, AppEvent::RequestResult { .. })),
+        "{outs:?}"
+    );
 }
 
 fn worker_view(m: &MasterState, id: &str) -> WorkerView {
@@ -1104,7 +1102,7 @@ fn app_fails_after_max_executor_retries() {
 
     // The session is unbound now.
     assert!(matches!(
-        m.request_executors(at(200), 100, 1, 5),
+        m.request_executors(at(200), 100, 5),
         Err(CoreError::FailedPrecondition(_))
     ));
 }
@@ -1448,21 +1446,22 @@ fn initial_executor_limit_zero_launches_nothing() {
 #[test]
 fn request_executors_launches_exactly_the_total() {
     let (mut m, app_id) = dynamic_app();
-    m.request_executors(at(10), 100, 7, 2).unwrap();
+    let outcome = m.request_executors(at(10), 100, 2).unwrap();
     let outs = m.take_outputs();
-    assert_eq!(request_result(&outs, 100), (7, true));
+    assert!(outcome.ok, "{outcome:?}");
+    assert_no_request_result(&outs, 100);
     assert_eq!(launches(&outs).len(), 2);
     let a = app_view(&m, &app_id);
     assert_eq!(a.executor_limit, 2);
     assert_eq!(a.executors.len(), 2);
     assert_eq!(a.cores_granted, 2);
     // Asking again for the same total changes nothing.
-    m.request_executors(at(20), 100, 8, 2).unwrap();
+    let outcome = m.request_executors(at(20), 100, 2).unwrap();
     let outs = m.take_outputs();
-    assert_eq!(request_result(&outs, 100), (8, true));
+    assert_eq!(outcome.message, "executor limit set to 2");
     assert!(launches(&outs).is_empty());
     // Raising it launches the difference.
-    m.request_executors(at(30), 100, 9, 5).unwrap();
+    m.request_executors(at(30), 100, 5).unwrap();
     assert_eq!(launches(&m.take_outputs()).len(), 3);
     assert_invariants(&m);
 }
@@ -1470,16 +1469,16 @@ fn request_executors_launches_exactly_the_total() {
 #[test]
 fn kill_executors_frees_resources() {
     let (mut m, app_id) = dynamic_app();
-    m.request_executors(at(10), 100, 1, 2).unwrap();
+    m.request_executors(at(10), 100, 2).unwrap();
     m.take_outputs();
     // As Spark's driver does: lower the target first, then kill.
-    m.request_executors(at(20), 100, 2, 1).unwrap();
+    m.request_executors(at(20), 100, 1).unwrap();
     let outs = m.take_outputs();
     assert!(launches(&outs).is_empty() && executor_kills(&outs).is_empty());
-    m.kill_executors(at(30), 100, 3, &[0]).unwrap();
+    let outcome = m.kill_executors(at(30), 100, &[0]).unwrap();
     let outs = m.take_outputs();
     assert_eq!(executor_kills(&outs), vec![(1, app_id.clone(), 0)]);
-    assert_eq!(request_result(&outs, 100), (3, true));
+    assert!(outcome.ok, "{outcome:?}");
     assert!(launches(&outs).is_empty(), "{outs:?}");
 
     let a = app_view(&m, &app_id);
@@ -1495,12 +1494,13 @@ fn kill_executors_frees_resources() {
 #[test]
 fn kill_executors_with_unknown_ids_answers_not_ok() {
     let (mut m, _) = dynamic_app();
-    m.request_executors(at(10), 100, 1, 2).unwrap();
+    m.request_executors(at(10), 100, 2).unwrap();
     m.take_outputs();
     let before = m.snapshot();
-    m.kill_executors(at(20), 100, 4, &[17, 99]).unwrap();
+    let outcome = m.kill_executors(at(20), 100, &[17, 99]).unwrap();
     let outs = m.take_outputs();
-    assert_eq!(request_result(&outs, 100), (4, false));
+    assert!(!outcome.ok);
+    assert_eq!(outcome.message, "unknown executor id(s): [17, 99]");
     assert!(executor_kills(&outs).is_empty());
     assert!(launches(&outs).is_empty());
     assert_eq!(m.snapshot(), before);
@@ -1509,9 +1509,9 @@ fn kill_executors_with_unknown_ids_answers_not_ok() {
 #[test]
 fn lowering_the_limit_does_not_launch_more() {
     let (mut m, app_id) = dynamic_app();
-    m.request_executors(at(10), 100, 1, 3).unwrap();
+    m.request_executors(at(10), 100, 3).unwrap();
     m.take_outputs();
-    m.request_executors(at(20), 100, 2, 1).unwrap();
+    m.request_executors(at(20), 100, 1).unwrap();
     let outs = m.take_outputs();
     assert!(launches(&outs).is_empty());
     assert!(
@@ -1841,10 +1841,10 @@ fn requests_without_a_registered_app_are_refused_without_change() {
     add_app(&mut m, at(0), 100, app(Some(1), 512, Some(2)));
     let before = m.snapshot();
 
-    let r = m.request_executors(at(10), 555, 1, 10);
+    let r = m.request_executors(at(10), 555, 10);
     assert!(matches!(r, Err(CoreError::FailedPrecondition(_))), "{r:?}");
     assert_eq!(m.snapshot(), before);
-    let r = m.kill_executors(at(10), 555, 2, &[0]);
+    let r = m.kill_executors(at(10), 555, &[0]);
     assert!(matches!(r, Err(CoreError::FailedPrecondition(_))), "{r:?}");
     assert_eq!(m.snapshot(), before);
     let r = m.unregister_application(at(10), 555);
@@ -2157,7 +2157,7 @@ impl Harness {
             Op::RequestExecutors(i, total) => {
                 if !s.active_apps.is_empty() {
                     let conn = self.app_conn[&i.get(&s.active_apps).id];
-                    self.m.request_executors(now, conn, 1, *total).unwrap();
+                    self.m.request_executors(now, conn, *total).unwrap();
                 }
             }
             Op::KillExecutors(i, e) => {
@@ -2169,7 +2169,7 @@ impl Harness {
                     } else {
                         vec![e.get(&a.executors).executor_id]
                     };
-                    self.m.kill_executors(now, conn, 2, &ids).unwrap();
+                    self.m.kill_executors(now, conn, &ids).unwrap();
                 }
             }
             Op::SubmitDriver {
