@@ -6,6 +6,7 @@ pub mod artifacts;
 pub mod config;
 pub use flint_master_core as core;
 pub mod grpc;
+pub mod in_process;
 pub mod metrics;
 pub mod outbox;
 pub mod rest;

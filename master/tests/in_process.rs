@@ -2,13 +2,11 @@
 //! runs in this test's runtime on port 0, fake workers and applications speak to it over
 //! real sockets, and no child process is started.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use flint_domain::types::*;
-use flint_master::{Listeners, MasterArgs, MasterConfig};
 use flint_proto::pb;
 use flint_proto::pb::master_client::MasterClient;
 use flint_spark_proto::{
@@ -16,61 +14,31 @@ use flint_spark_proto::{
     SparkMessage, decode_message,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The master in this test's runtime, with its scratch directory.
 struct InProcessMaster {
+    inner: flint_master::in_process::InProcessMaster,
     addr: SocketAddr,
     url: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl InProcessMaster {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let args = MasterArgs {
-            host: Some("127.0.0.1".into()),
-            port: Some(0),
-            webui_port: Some(0),
-            properties_file: None,
-            help: None,
-        };
-        let env = HashMap::from([(
-            "SPARK_MASTER_OPTS".to_string(),
-            format!(
-                "-Dspark.master.artifacts.dir={} -Dspark.master.rest.enabled=false",
-                dir.path().display()
-            ),
-        )]);
-        let cfg = MasterConfig::resolve(&args, &env).expect("config");
-        let rpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = rpc.local_addr().expect("addr");
-        let cfg = cfg.with_bound_ports(addr.port(), 0);
-        let url = cfg.core.master_url.clone();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let listeners = Listeners {
-                rpc,
-                web: None,
-                rest: None,
-            };
-            flint_master::run(cfg, listeners, async move {
-                let _ = stopped.await;
-            })
+        let inner = flint_master::in_process::InProcessMaster::start(&[], dir.path())
             .await
-            .expect("master ran");
-        });
+            .expect("master starts");
         Self {
-            addr,
-            url,
-            stop: Some(stop),
-            task: Some(task),
+            addr: inner.addr,
+            url: inner.url.clone(),
+            inner,
             _dir: dir,
         }
     }
@@ -82,16 +50,8 @@ impl InProcessMaster {
         MasterClient::new(ch)
     }
 
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(DEADLINE, task)
-                .await
-                .expect("master stops in time")
-                .expect("master task");
-        }
+    async fn shutdown(self) {
+        self.inner.shutdown().await.expect("master stops");
     }
 }
 
