@@ -17,7 +17,14 @@ use flint_domain::error::ErrorCode;
 use flint_domain::types::*;
 use tracing::{debug, info, warn};
 
-use model::{AppInfo, DriverInfo, ExecutorInfo, WorkerInfo};
+use model::{AppInfo, DriverInfo, ExecutorInfo, WorkerInfo, retain_completed};
+
+/// Puts an application back among those that may receive cores (Spark's waitingApps).
+fn requeue(waiting: &mut Vec<AppId>, app_id: &AppId) {
+    if !waiting.contains(app_id) {
+        waiting.push(app_id.clone());
+    }
+}
 pub use model::{ConnId, Now};
 use schedule::{Ask, Offer};
 
@@ -367,16 +374,13 @@ impl MasterState {
 
         for (app_id, exec_id) in executors {
             if let Some(app) = self.apps.get_mut(&app_id)
-                && let Some(mut e) = app.executors.remove(&exec_id)
+                && let Some(mut e) = app.take_executor(exec_id)
             {
-                app.cores_granted = app.cores_granted.saturating_sub(e.cores);
                 e.state = ExecutorState::Lost;
                 e.message = Some(msg.to_owned());
                 let app_conn = app.conn;
                 app.removed_executors.push(e);
-                if !self.waiting_apps.contains(&app_id) {
-                    self.waiting_apps.push(app_id.clone());
-                }
+                requeue(&mut self.waiting_apps, &app_id);
                 self.send_app(
                     app_conn,
                     AppEvent::ExecutorUpdated {
@@ -506,10 +510,9 @@ impl MasterState {
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };
-        let Some(e) = app.executors.remove(&exec_id) else {
+        let Some(e) = app.take_executor(exec_id) else {
             return;
         };
-        app.cores_granted = app.cores_granted.saturating_sub(e.cores);
         let worker_id = e.worker_id.clone();
         let (cores, mem) = (e.cores, e.memory_mb);
         app.removed_executors.push(e);
@@ -536,13 +539,9 @@ impl MasterState {
                 fail_app = true;
             }
         }
-        if !self.waiting_apps.contains(app_id) {
-            self.waiting_apps.push(app_id.clone());
-        }
+        requeue(&mut self.waiting_apps, app_id);
         if let Some(w) = self.workers.get_mut(&worker_id) {
-            w.executors.remove(&(app_id.clone(), exec_id));
-            w.cores_used = w.cores_used.saturating_sub(cores);
-            w.memory_used_mb = w.memory_used_mb.saturating_sub(mem);
+            w.release_executor(&(app_id.clone(), exec_id), cores, mem);
         }
         if fail_app {
             let msg = format!(
@@ -629,9 +628,7 @@ impl MasterState {
             info!(%app_id, total, "application requested executors");
             app.executor_limit = total;
         }
-        if !self.waiting_apps.contains(&app_id) {
-            self.waiting_apps.push(app_id);
-        }
+        requeue(&mut self.waiting_apps, &app_id);
         self.schedule(now);
         Ok(RequestOutcome {
             ok: true,
@@ -652,19 +649,16 @@ impl MasterState {
             let Some(app) = self.apps.get_mut(&app_id) else {
                 break;
             };
-            let Some(mut e) = app.executors.remove(&exec_id) else {
+            let Some(mut e) = app.take_executor(exec_id) else {
                 unknown.push(exec_id);
                 continue;
             };
-            app.cores_granted = app.cores_granted.saturating_sub(e.cores);
             e.state = ExecutorState::Killed;
             let worker_id = e.worker_id.clone();
             let (cores, mem) = (e.cores, e.memory_mb);
             app.removed_executors.push(e);
             if let Some(w) = self.workers.get_mut(&worker_id) {
-                w.executors.remove(&(app_id.clone(), exec_id));
-                w.cores_used = w.cores_used.saturating_sub(cores);
-                w.memory_used_mb = w.memory_used_mb.saturating_sub(mem);
+                w.release_executor(&(app_id.clone(), exec_id), cores, mem);
                 let wconn = w.conn;
                 if w.state == WorkerState::Alive {
                     self.send_worker(
@@ -688,9 +682,7 @@ impl MasterState {
                 message: format!("unknown executor id(s): {unknown:?}"),
             }
         };
-        if !self.waiting_apps.contains(&app_id) {
-            self.waiting_apps.push(app_id);
-        }
+        requeue(&mut self.waiting_apps, &app_id);
         self.schedule(now);
         Ok(outcome)
     }
@@ -738,9 +730,7 @@ impl MasterState {
         self.waiting_apps.retain(|a| a != app_id);
         for (exec_id, mut e) in std::mem::take(&mut app.executors) {
             if let Some(w) = self.workers.get_mut(&e.worker_id) {
-                w.executors.remove(&(app_id.clone(), exec_id));
-                w.cores_used = w.cores_used.saturating_sub(e.cores);
-                w.memory_used_mb = w.memory_used_mb.saturating_sub(e.memory_mb);
+                w.release_executor(&(app_id.clone(), exec_id), e.cores, e.memory_mb);
                 if w.state == WorkerState::Alive {
                     let conn = w.conn;
                     self.send_worker(
@@ -782,13 +772,11 @@ impl MasterState {
         self.outputs.push(Output::CloseApp { conn: app.conn });
         app.state = state;
         app.end_wall = Some(now.wall_ms);
-        if self.completed_apps.len() >= self.cfg.retained_applications.max(1) {
-            let drop = (self.cfg.retained_applications / 10).max(1);
-            for _ in 0..drop {
-                self.completed_apps.pop_front();
-            }
-        }
-        self.completed_apps.push_back(app);
+        retain_completed(
+            &mut self.completed_apps,
+            app,
+            self.cfg.retained_applications,
+        );
         self.schedule(now);
     }
 
@@ -917,24 +905,15 @@ impl MasterState {
         };
         info!(driver_id = %id, %state, ?exit_status, "removing driver");
         self.waiting_drivers.retain(|x| x != id);
-        if let Some(w) = d.worker.as_ref().and_then(|w| self.workers.get_mut(w))
-            && w.drivers.remove(id)
-        {
-            w.cores_used = w.cores_used.saturating_sub(d.desc.cores);
-            w.memory_used_mb = w.memory_used_mb.saturating_sub(d.desc.memory_mb);
+        if let Some(w) = d.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
+            w.release_driver(id, d.desc.cores, d.desc.memory_mb);
         }
         d.state = state;
         if message.is_some() {
             d.message = message;
         }
         d.exit_status = exit_status;
-        if self.completed_drivers.len() >= self.cfg.retained_drivers.max(1) {
-            let drop = (self.cfg.retained_drivers / 10).max(1);
-            for _ in 0..drop {
-                self.completed_drivers.pop_front();
-            }
-        }
-        self.completed_drivers.push_back(d);
+        retain_completed(&mut self.completed_drivers, d, self.cfg.retained_drivers);
         self.schedule(now);
     }
 

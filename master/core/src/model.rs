@@ -35,6 +35,71 @@ impl WorkerInfo {
     pub fn host_port(&self) -> String {
         format!("{}:{}", self.reg.host, self.reg.port)
     }
+
+    /// Gives back what an executor held on this worker; false when it was not here.
+    pub fn release_executor(
+        &mut self,
+        key: &(AppId, ExecutorId),
+        cores: u32,
+        memory_mb: u64,
+    ) -> bool {
+        if !self.executors.remove(key) {
+            return false;
+        }
+        self.release(cores, memory_mb);
+        true
+    }
+
+    /// Gives back what a driver held on this worker; false when it was not here.
+    pub fn release_driver(&mut self, id: &DriverId, cores: u32, memory_mb: u64) -> bool {
+        if !self.drivers.remove(id) {
+            return false;
+        }
+        self.release(cores, memory_mb);
+        true
+    }
+
+    fn release(&mut self, cores: u32, memory_mb: u64) {
+        self.cores_used = self.cores_used.saturating_sub(cores);
+        self.memory_used_mb = self.memory_used_mb.saturating_sub(memory_mb);
+    }
+}
+
+impl AppInfo {
+    /// Takes an executor out of the application's live ones, with the cores it was granted.
+    pub fn take_executor(&mut self, id: ExecutorId) -> Option<ExecutorInfo> {
+        let e = self.executors.remove(&id)?;
+        self.cores_granted = self.cores_granted.saturating_sub(e.cores);
+        Some(e)
+    }
+}
+
+/// Keeps a finished application or driver for the UI, as Spark does: when `cap` is reached,
+/// the oldest tenth (at least one) makes room (`spark.deploy.retainedApplications`,
+/// `spark.deploy.retainedDrivers`).
+pub fn retain_completed<T>(list: &mut std::collections::VecDeque<T>, item: T, cap: usize) {
+    let cap = cap.max(1);
+    if list.len() >= cap {
+        let drop = (cap / 10).max(1).min(list.len());
+        list.drain(..drop);
+    }
+    list.push_back(item);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_drops_the_oldest_tenth() {
+        let mut l: std::collections::VecDeque<u32> = (0..20).collect();
+        retain_completed(&mut l, 20, 20);
+        assert_eq!(l.front(), Some(&2));
+        assert_eq!(l.len(), 19);
+        let mut one = std::collections::VecDeque::from([1]);
+        retain_completed(&mut one, 2, 0);
+        assert_eq!(one, [2]);
+    }
 }
 
 #[derive(Clone, Debug)]

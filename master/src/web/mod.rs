@@ -120,41 +120,6 @@ impl WebState {
     }
 }
 
-/// How old the published snapshot may get before it is refreshed. The actor republishes
-/// on every change but not on heartbeats; this keeps `lastheartbeat` and the heartbeat lag
-/// current on a quiet cluster at the cost of one snapshot per period, however many readers.
-pub const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(2);
-
-/// The snapshots the UI reads: the actor's, plus a fresh one whenever nothing was
-/// published for [`SNAPSHOT_MAX_AGE`].
-pub fn spawn_snapshots(
-    handle: MasterHandle,
-    mut stop: watch::Receiver<bool>,
-) -> (watch::Receiver<Arc<ClusterSnapshot>>, JoinHandle<()>) {
-    let mut actor = handle.snapshots();
-    let first = actor.borrow_and_update().clone();
-    let (tx, rx) = watch::channel(first);
-    let task = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                r = actor.changed() => {
-                    if r.is_err() { break }
-                    let s = actor.borrow_and_update().clone();
-                    tx.send_replace(s);
-                }
-                _ = tokio::time::sleep(SNAPSHOT_MAX_AGE) => {
-                    match handle.snapshot().await {
-                        Ok(s) => { tx.send_replace(Arc::new(s)); }
-                        Err(_) => break,
-                    }
-                }
-                _ = stopped(&mut stop) => break,
-            }
-        }
-    });
-    (rx, task)
-}
-
 /// Resolves once `stop` turns true (the watch guard is not held across an await).
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -485,14 +450,16 @@ pub async fn serve(listener: TcpListener, state: WebState, mut stop: watch::Rece
     }
 }
 
-/// Starts the UI's tasks: the snapshot refresher, the metrics observer and the server.
+/// Starts the UI's tasks: the metrics observer and the server. Both read the snapshots the
+/// actor publishes (on every change, and every 2 s on a quiet cluster so `lastheartbeat`
+/// stays current): one read model, one publisher.
 pub fn spawn(
     listener: TcpListener,
     handle: MasterHandle,
     cfg: WebConfig,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
-    let (snapshots, refresher) = spawn_snapshots(handle.clone(), stop.clone());
+    let snapshots = handle.snapshots();
     let metrics = Arc::new(MasterMetrics::new());
     let observer = tokio::spawn(metrics::observe(
         metrics.clone(),
@@ -501,7 +468,7 @@ pub fn spawn(
     ));
     let state = WebState::new(handle, snapshots, cfg, metrics);
     let server = tokio::spawn(serve(listener, state, stop));
-    vec![refresher, observer, server]
+    vec![observer, server]
 }
 
 #[cfg(test)]
