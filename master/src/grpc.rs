@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 
+use flint_domain::replies;
 use flint_domain::types::*;
 use flint_proto::pb;
 use futures::Stream;
@@ -182,7 +183,7 @@ impl pb::master_server::Master for MasterGrpc {
             .try_into()?;
         let id = self.handle.submit_driver(desc).await.map_err(status)?;
         Ok(Response::new(pb::SubmitDriverResponse {
-            message: format!("Driver successfully submitted as {id}"),
+            message: replies::driver_submitted(&id),
             driver_id: id.0,
         }))
     }
@@ -225,7 +226,7 @@ impl pb::master_server::Master for MasterGrpc {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::KillApplicationResponse {
-            message: format!("Kill request for {id} submitted"),
+            message: replies::kill_submitted(&id),
         }))
     }
 

@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use flint_domain::replies;
 use flint_domain::types::*;
 use flint_domain::units::parse_memory_mb;
 use flint_spark_proto::command::{
@@ -367,11 +368,7 @@ async fn create(State(st): State<RestState>, body: Bytes) -> Response {
     let (success, message, submission_id) = match st.handle.submit_driver(desc).await {
         Ok(id) => {
             info!(driver_id = %id, "driver submitted through the REST server");
-            (
-                true,
-                format!("Driver successfully submitted as {id}"),
-                Some(id.0),
-            )
+            (true, replies::driver_submitted(&id), Some(id.0))
         }
         Err(e) => (false, e.to_string(), None),
     };
@@ -441,10 +438,9 @@ async fn kill(State(st): State<RestState>, Path(raw): Path<String>) -> Response 
     };
     let (success, message) = match st.handle.kill_driver(id.clone()).await {
         Ok(m) => (true, m),
-        Err(CoreError::NotFound(_) | CoreError::FailedPrecondition(_)) => (
-            false,
-            format!("Driver {id} has already finished or does not exist"),
-        ),
+        Err(CoreError::NotFound(_) | CoreError::FailedPrecondition(_)) => {
+            (false, replies::driver_gone(&id))
+        }
         Err(e) => (false, e.to_string()),
     };
     respond(

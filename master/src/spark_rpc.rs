@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use flint_domain::replies;
 use flint_domain::types::*;
 use flint_spark_proto::command::{app_description, driver_description, tag_line};
 use flint_spark_proto::messages::{
@@ -358,7 +359,7 @@ impl Conn {
                 SparkMessage::SubmitDriverResponse {
                     master: self.master_ref(),
                     success: true,
-                    message: format!("Driver successfully submitted as {id}"),
+                    message: replies::driver_submitted(&id),
                     driver_id: Some(id.0),
                 }
             }
@@ -388,11 +389,10 @@ impl Conn {
 
     async fn kill_driver(&self, driver_id: String) -> SparkMessage {
         let (success, message) = match self.handle.kill_driver(DriverId(driver_id.clone())).await {
-            Ok(_) => (true, format!("Kill request for {driver_id} submitted")),
-            Err(CoreError::NotFound(_) | CoreError::FailedPrecondition(_)) => (
-                false,
-                format!("Driver {driver_id} has already finished or does not exist"),
-            ),
+            Ok(message) => (true, message),
+            Err(CoreError::NotFound(_) | CoreError::FailedPrecondition(_)) => {
+                (false, replies::driver_gone(&driver_id))
+            }
             Err(e) => (false, e.to_string()),
         };
         info!(peer = %self.peer, %driver_id, success, "driver kill through Spark's RPC client");

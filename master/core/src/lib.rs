@@ -14,6 +14,7 @@ mod view;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use flint_domain::error::ErrorCode;
+use flint_domain::replies;
 use flint_domain::types::*;
 use tracing::{debug, info, warn};
 
@@ -855,7 +856,7 @@ impl MasterState {
                 }
             }
         }
-        Ok(format!("Kill request for {id} submitted"))
+        Ok(replies::kill_submitted(id))
     }
 
     pub fn driver_status(&self, id: &DriverId) -> Result<DriverView, CoreError> {

@@ -6,6 +6,7 @@ pub mod conf;
 pub mod digest;
 pub mod error;
 pub mod ids;
+pub mod replies;
 pub mod time;
 pub mod types;
 pub mod units;
