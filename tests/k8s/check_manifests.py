@@ -149,12 +149,12 @@ class Checker:
         """Environment variables the role's binary and start scripts read."""
         names: set[str] = set()
         # The role's own configuration, and the helpers both daemons share (SPARK_CONF_DIR).
-        for rs in (self.src / role / "src" / "config.rs", self.src / "proto" / "src" / "conf.rs"):
+        for rs in (self.src / role / "src" / "config.rs", self.src / "proto" / "domain" / "src" / "conf.rs"):
             text = rs.read_text()
             names |= set(re.findall(r'"([A-Z][A-Z0-9_]+)"', text))
             if "temp_dir()" in text:
                 names.add("TMPDIR")
-        logging = (self.src / "proto" / "src" / "logging.rs").read_text()
+        logging = (self.src / "proto" / "daemon" / "src" / "lib.rs").read_text()
         if "try_from_default_env" in logging:
             names.add("RUST_LOG")  # tracing_subscriber's EnvFilter default variable
         # What the role's start script reads (start-common.sh only unsets service links).
