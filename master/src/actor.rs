@@ -4,6 +4,7 @@
 //! publishes read-only snapshots so readers never touch the live state.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -76,21 +77,53 @@ impl MasterHandle {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub async fn open_worker_session(&self, conn: ConnId, sink: WorkerSink) {
-        let _ = self.tx.send(Msg::OpenWorker(conn, sink)).await;
+    /// Queues a message; only when the inbox is full does the caller wait, on a boxed
+    /// future, so a session's reader does not carry a message-sized wait in its own state
+    /// (10,000 worker sessions each have one).
+    fn post(&self, msg: Msg) -> impl Future<Output = ()> + Send + 'static {
+        let slow = match self.tx.try_send(msg) {
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                Some(Box::pin(async move {
+                    let _ = tx.send(msg).await;
+                }))
+            }
+            _ => None,
+        };
+        async move {
+            if let Some(wait) = slow {
+                wait.await;
+            }
+        }
     }
 
-    pub async fn open_app_session(&self, conn: ConnId, sink: AppSink) {
-        let _ = self.tx.send(Msg::OpenApp(conn, sink)).await;
+    pub fn open_worker_session(
+        &self,
+        conn: ConnId,
+        sink: WorkerSink,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        self.post(Msg::OpenWorker(conn, sink))
+    }
+
+    pub fn open_app_session(
+        &self,
+        conn: ConnId,
+        sink: AppSink,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        self.post(Msg::OpenApp(conn, sink))
     }
 
     /// The session's transport ended (or was refused): the core is told at once.
-    pub async fn close_session(&self, conn: ConnId) {
-        let _ = self.tx.send(Msg::Close(conn)).await;
+    pub fn close_session(&self, conn: ConnId) -> impl Future<Output = ()> + Send + 'static {
+        self.post(Msg::Close(conn))
     }
 
-    pub async fn worker_event(&self, conn: ConnId, event: WorkerEvent) {
-        let _ = self.tx.send(Msg::Worker(conn, event)).await;
+    pub fn worker_event(
+        &self,
+        conn: ConnId,
+        event: WorkerEvent,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        self.post(Msg::Worker(conn, event))
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Msg) -> Result<T, CoreError> {
