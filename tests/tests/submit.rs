@@ -71,6 +71,10 @@ async fn cluster_mode_uploads_runs_waits_and_keeps_the_log() {
     assert!(text(&logs.stdout).contains("args: a b"));
     let err_log = flint_submit(&["logs", &id, "--stderr", "--master", &url], &[]);
     assert_eq!(text(&err_log.stdout), "to-stderr\n");
+    // As the README writes it: the options before the subcommand.
+    let readme = flint_submit(&["--master", &url, "logs", &id], &[]);
+    assert_eq!(readme.status.code(), Some(0), "{}", text(&readme.stderr));
+    assert!(text(&readme.stdout).contains("args: a b"));
     let st = flint_submit(&["--status", &id, "--master", &url], &[]);
     assert_eq!(st.status.code(), Some(0));
     assert!(
@@ -467,6 +471,15 @@ async fn kill_and_status_through_the_rest_port() {
         &["--master", &rest, "--conf", &port_conf, "--status", &id],
         &[],
     );
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    assert!(
+        text(&st.stdout).contains(&format!("Driver {id} is RUNNING on worker worker-")),
+        "{}",
+        text(&st.stdout)
+    );
+    // Not told which port is the REST one: the REST server answers the gRPC attempt and
+    // flint-submit speaks REST to it.
+    let st = flint_submit(&["--master", &rest, "--status", &id], &[]);
     assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
     assert!(
         text(&st.stdout).contains(&format!("Driver {id} is RUNNING on worker worker-")),

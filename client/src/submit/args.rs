@@ -126,6 +126,41 @@ fn memory(flag: &str, v: &str) -> Result<(), String> {
         .map_err(|e| format!("{flag}: {e}"))
 }
 
+/// The `logs` subcommand's own arguments: `<driver-id> [--stderr] [--follow]`, and the
+/// master or properties file wherever they stand.
+fn parse_logs<'a>(
+    it: &mut impl Iterator<Item = &'a String>,
+    flags: &mut BTreeMap<&'static str, String>,
+    properties_file: &mut Option<PathBuf>,
+) -> Result<Action, String> {
+    let mut driver_id = None;
+    let (mut stderr, mut follow) = (false, false);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--stderr" => stderr = true,
+            "--follow" | "-f" => follow = true,
+            "--master" => {
+                let v = it.next().ok_or("--master needs a value")?;
+                flags.insert("spark.master", v.clone());
+            }
+            "--properties-file" => {
+                *properties_file = Some(PathBuf::from(
+                    it.next().ok_or("--properties-file needs a value")?,
+                ));
+            }
+            s if s.starts_with('-') => return Err(format!("logs: unknown option {s}")),
+            s if driver_id.is_none() => driver_id = Some(s.to_owned()),
+            s => return Err(format!("logs: unexpected argument '{s}'")),
+        }
+    }
+    let driver_id = driver_id.ok_or("logs: missing <driver-id>")?;
+    Ok(Action::Logs {
+        driver_id,
+        stderr,
+        follow,
+    })
+}
+
 /// Parses the arguments (without the program name). `env` supplies `SPARK_CONF_DIR`.
 pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Submit, String> {
     let mut flags: BTreeMap<&'static str, String> = BTreeMap::new();
@@ -138,32 +173,7 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Submit, S
     // `flint-submit logs <driver-id> [--stderr] [--follow] [--master M]`
     if it.peek().map(|s| s.as_str()) == Some("logs") {
         it.next();
-        let mut driver_id = None;
-        let (mut stderr, mut follow) = (false, false);
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "--stderr" => stderr = true,
-                "--follow" | "-f" => follow = true,
-                "--master" => {
-                    let v = it.next().ok_or("--master needs a value")?;
-                    flags.insert("spark.master", v.clone());
-                }
-                "--properties-file" => {
-                    properties_file = Some(PathBuf::from(
-                        it.next().ok_or("--properties-file needs a value")?,
-                    ));
-                }
-                s if s.starts_with('-') => return Err(format!("logs: unknown option {s}")),
-                s if driver_id.is_none() => driver_id = Some(s.to_owned()),
-                s => return Err(format!("logs: unexpected argument '{s}'")),
-            }
-        }
-        let driver_id = driver_id.ok_or("logs: missing <driver-id>")?;
-        action = Some(Action::Logs {
-            driver_id,
-            stderr,
-            follow,
-        });
+        action = Some(parse_logs(&mut it, &mut flags, &mut properties_file)?);
     }
 
     // Options may come before or after --kill/--status; the first non-option is the app
@@ -249,6 +259,9 @@ pub fn parse(args: &[String], env: &HashMap<String, String>) -> Result<Submit, S
             app if action.is_some() => {
                 return Err(format!("unexpected argument '{app}'"));
             }
+            // `flint-submit --master M logs <driver-id>`: options before the subcommand, as
+            // spark-submit users type them.
+            "logs" => action = Some(parse_logs(&mut it, &mut flags, &mut properties_file)?),
             app => {
                 action = Some(Action::Submit {
                     app: app.to_owned(),
@@ -429,6 +442,19 @@ mod tests {
                 follow: true
             }
         );
+        // As the README writes it: the master before the subcommand.
+        let s = p(&["--master", "spark://m:7077", "logs", "driver-2", "--stderr"]).expect("ok");
+        assert_eq!(s.master, "spark://m:7077");
+        assert_eq!(
+            s.action,
+            Action::Logs {
+                driver_id: "driver-2".into(),
+                stderr: true,
+                follow: false
+            }
+        );
+        assert!(p(&["--master", "spark://m:1", "logs"]).is_err());
+        assert!(p(&["--master", "spark://m:1", "logs", "a", "b"]).is_err());
     }
 
     #[test]

@@ -31,47 +31,35 @@ pub async fn run(s: Submit) -> Result<Exit, String> {
             println!("{HELP}");
             Ok(0)
         }
-        Action::Kill(id) if uses_rest(&s) => {
-            let r = crate::rest::rest_kill(&s.master, &id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let msg = r.message.unwrap_or_default();
-            if !r.success {
-                return Err(msg);
-            }
-            println!("{msg}");
-            Ok(0)
-        }
-        Action::Status(id) if uses_rest(&s) => {
-            let r = crate::rest::rest_status(&s.master, &id)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !r.success {
-                return Err(r
-                    .message
-                    .unwrap_or_else(|| format!("Driver {id} does not exist")));
-            }
-            let mut line = format!(
-                "Driver {id} is {}",
-                r.driver_state.as_deref().unwrap_or("UNKNOWN")
-            );
-            if let (Some(w), Some(hp)) = (&r.worker_id, &r.worker_host_port) {
-                line.push_str(&format!(" on worker {w} ({hp})"));
-            }
-            println!("{line}");
-            Ok(0)
-        }
+        Action::Kill(id) if uses_rest(&s) => rest_kill(&s.master, &id).await,
+        Action::Status(id) if uses_rest(&s) => rest_status(&s.master, &id).await,
         Action::Kill(id) => {
-            let mut c = connect(&s.master).await?;
-            let msg = c.kill_driver(&DriverId(id)).await.map_err(err)?;
-            println!("{msg}");
-            Ok(0)
+            let r = async {
+                let mut c = connect(&s.master).await?;
+                c.kill_driver(&DriverId(id.clone())).await.map_err(err)
+            };
+            match r.await {
+                Ok(msg) => {
+                    println!("{msg}");
+                    Ok(0)
+                }
+                Err(e) if answered_like_rest(&e) => rest_kill(&s.master, &id).await,
+                Err(e) => Err(e),
+            }
         }
         Action::Status(id) => {
-            let mut c = connect(&s.master).await?;
-            let d = c.driver_status(&DriverId(id)).await.map_err(err)?;
-            println!("{}", describe_driver(&d));
-            Ok(0)
+            let r = async {
+                let mut c = connect(&s.master).await?;
+                c.driver_status(&DriverId(id.clone())).await.map_err(err)
+            };
+            match r.await {
+                Ok(d) => {
+                    println!("{}", describe_driver(&d));
+                    Ok(0)
+                }
+                Err(e) if answered_like_rest(&e) => rest_status(&s.master, &id).await,
+                Err(e) => Err(e),
+            }
         }
         Action::Logs {
             driver_id,
@@ -101,8 +89,47 @@ pub async fn run(s: Submit) -> Result<Exit, String> {
     }
 }
 
+/// An HTTP server that is not gRPC answered (Spark's REST server on a port other than
+/// `spark.master.rest.port`): tonic then reads its JSON error as a malformed gRPC message.
+fn answered_like_rest(e: &str) -> bool {
+    e.contains("while receiving response with status")
+}
+
+async fn rest_kill(master: &str, id: &str) -> Result<Exit, String> {
+    let r = crate::rest::rest_kill(master, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let msg = r.message.unwrap_or_default();
+    if !r.success {
+        return Err(msg);
+    }
+    println!("{msg}");
+    Ok(0)
+}
+
+async fn rest_status(master: &str, id: &str) -> Result<Exit, String> {
+    let r = crate::rest::rest_status(master, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.success {
+        return Err(r
+            .message
+            .unwrap_or_else(|| format!("Driver {id} does not exist")));
+    }
+    let mut line = format!(
+        "Driver {id} is {}",
+        r.driver_state.as_deref().unwrap_or("UNKNOWN")
+    );
+    if let (Some(w), Some(hp)) = (&r.worker_id, &r.worker_host_port) {
+        line.push_str(&format!(" on worker {w} ({hp})"));
+    }
+    println!("{line}");
+    Ok(0)
+}
+
 /// `--kill`/`--status` against the REST port (`spark.master.rest.port`, 6066) speak
-/// Spark's REST protocol, as `spark-submit` does; anything else uses the master's gRPC.
+/// Spark's REST protocol, as `spark-submit` does; anything else tries the master's gRPC
+/// first, and Spark's REST protocol when a REST server answered instead.
 fn uses_rest(s: &Submit) -> bool {
     let port = s
         .get("spark.master.rest.port")
