@@ -66,6 +66,17 @@ impl InProcessMaster {
         })
     }
 
+    /// A gRPC client of this master.
+    pub async fn client(
+        &self,
+    ) -> Result<flint_proto::pb::master_client::MasterClient<tonic::transport::Channel>, String>
+    {
+        let ch = flint_proto::channel::connect_channel(&self.url, Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(flint_proto::pb::master_client::MasterClient::new(ch))
+    }
+
     /// Stops the master and waits (at most 20 s) until it has.
     pub async fn shutdown(mut self) -> Result<(), String> {
         if let Some(stop) = self.stop.take() {

@@ -25,7 +25,6 @@ const DEADLINE: Duration = Duration::from_secs(20);
 struct InProcessMaster {
     inner: flint_master::in_process::InProcessMaster,
     addr: SocketAddr,
-    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -37,17 +36,13 @@ impl InProcessMaster {
             .expect("master starts");
         Self {
             addr: inner.addr,
-            url: inner.url.clone(),
             inner,
             _dir: dir,
         }
     }
 
     async fn client(&self) -> MasterClient<tonic::transport::Channel> {
-        let ch = flint_proto::channel::connect_channel(&self.url, Duration::from_secs(5))
-            .await
-            .expect("connect");
-        MasterClient::new(ch)
+        self.inner.client().await.expect("connect")
     }
 
     async fn shutdown(self) {

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tracing::{debug, info};
 
 pub use config::{WorkerArgs, WorkerConfig};
-use flint_worker_core::{CoreConfig, WorkerCore};
+use flint_worker_core::CoreConfig;
 use launcher::ProcessLauncher;
 use runner::WorkerEnv;
 use session::ShellSettings;
@@ -178,13 +178,12 @@ pub async fn run(
         kill_grace: cfg.kill_grace,
         work_dir: env.work_dir.clone(),
     };
-    let (status_tx, status_rx) = watch::channel(WorkerCore::new(core.clone()).status().clone());
+    let launcher = ProcessLauncher::new(Arc::new(env.clone()), launcher);
+    let (worker, status_rx) = session::Worker::new(core, settings, launcher);
     let web_task = listeners
         .web
         .map(|l| web::spawn(l, status_rx, env.work_dir.clone(), stop_rx.clone()));
     let endpoint = tokio::spawn(serve_endpoint(listeners.rpc, stop_rx.clone()));
-    let launcher = ProcessLauncher::new(Arc::new(env), launcher);
-    let worker = session::Worker::new(core, settings, launcher, status_tx);
     let worker_task = tokio::spawn(worker.run(stop_rx));
     shutdown.await;
     info!("shutting down: stopping executors and drivers");

@@ -84,15 +84,18 @@ pub struct Worker<L: ChildLauncher> {
 }
 
 impl<L: ChildLauncher> Worker<L> {
+    /// The worker and the status it publishes (for its UI, `/json` and readiness).
     pub fn new(
         core: CoreConfig,
         settings: ShellSettings,
         launcher: L,
-        status: watch::Sender<WorkerStatus>,
-    ) -> Self {
+    ) -> (Self, watch::Receiver<WorkerStatus>) {
         let (events_tx, events_rx) = mpsc::channel(CHILD_EVENTS);
-        Self {
-            core: WorkerCore::new(core),
+        let mut core = WorkerCore::new(core);
+        core.take_status_dirty();
+        let (status, status_rx) = watch::channel(core.status().clone());
+        let worker = Self {
+            core,
             clock: Clock::new(),
             settings,
             launcher,
@@ -102,7 +105,8 @@ impl<L: ChildLauncher> Worker<L> {
             status,
             session: None,
             reconnect_at: Some(Instant::now()),
-        }
+        };
+        (worker, status_rx)
     }
 
     /// Runs until `shutdown` fires; then kills every child, reports it, and returns.

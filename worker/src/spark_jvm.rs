@@ -157,14 +157,14 @@ pub fn spark_jvm_command(
         .collect();
     cp.push(conf_dir);
     cp.push(format!("{spark_home}/jars/*"));
-    let library_path = jvm
+    let lib = jvm
         .library_path
         .iter()
         .filter(|l| !l.is_empty())
         .cloned()
         .collect::<Vec<_>>()
         .join(":");
-    if let Some(lib) = Some(library_path).filter(|l| !l.is_empty()) {
+    if !lib.is_empty() {
         let joined = match env
             .get("LD_LIBRARY_PATH")
             .cloned()

@@ -106,10 +106,9 @@ async fn setup() -> Setup {
         kill_grace: Duration::from_secs(1),
         work_dir: dir.path().to_path_buf(),
     };
-    let (status_tx, status) = watch::channel(WorkerStatus::default());
     let (stop, stop_rx) = watch::channel(false);
-    let worker =
-        tokio::spawn(Worker::new(core, settings, FakeLauncher(tx), status_tx).run(stop_rx));
+    let (worker, status) = Worker::new(core, settings, FakeLauncher(tx));
+    let worker = tokio::spawn(worker.run(stop_rx));
     let mut s = Setup {
         master,
         children,
@@ -125,11 +124,7 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn client(&self) -> MasterClient<tonic::transport::Channel> {
-        MasterClient::new(
-            flint_proto::channel::connect_channel(&self.master.url, Duration::from_secs(5))
-                .await
-                .expect("connect"),
-        )
+        self.master.client().await.expect("connect")
     }
 
     async fn child(&mut self) -> FakeChild {

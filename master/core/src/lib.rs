@@ -122,6 +122,12 @@ pub enum CoreError {
     Unavailable(String),
 }
 
+impl From<flint_domain::validate::Invalid> for CoreError {
+    fn from(e: flint_domain::validate::Invalid) -> Self {
+        Self::InvalidArgument(e.to_string())
+    }
+}
+
 impl CoreError {
     pub fn code(&self) -> ErrorCode {
         match self {
@@ -566,8 +572,7 @@ impl MasterState {
         driver_url: String,
     ) -> Result<AppId, CoreError> {
         self.ensure_alive()?;
-        desc.validate()
-            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+        desc.validate()?;
         if let Some(existing) = self.app_by_conn.get(&conn) {
             return Err(CoreError::FailedPrecondition(format!(
                 "this session already registered application {existing}"
@@ -789,8 +794,7 @@ impl MasterState {
         desc: DriverDescription,
     ) -> Result<DriverId, CoreError> {
         self.ensure_alive()?;
-        desc.validate()
-            .map_err(|e| CoreError::InvalidArgument(e.to_string()))?;
+        desc.validate()?;
         let id = self.new_driver(now, desc);
         info!(driver_id = %id, "driver submitted");
         self.schedule(now);
